@@ -1,0 +1,259 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, v3vee.palacios maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure parsers for the /proc/v3vee files, and a reader that reads each file once.
+
+Formats: ../shared/palacios-interface.md section 2 (linux_module/main.c, buddy.c).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+from collections import namedtuple
+
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+
+MAX_VMS = 32            # linux_module/palacios.h MAX_VMS: slots 0..31
+NAME_MAX_BYTES = 127    # v3_create strncpy(name, argv, 127) into a 128-byte field
+SEED_POOL_ORDER = 22    # the 4 MB pool buddy_init allocates per node at insmod
+UNAVAILABLE = '<unable to get data for this VM>'
+
+# States as /proc/v3vee/v3-guests prints them (vmm_types.h v3_vm_state + "UNKNOWN" for resetting).
+STABLE_STATES = ('stopped', 'running', 'paused', 'ERROR')
+
+_DEV_RE = re.compile(r'/v3-vm(\d+)$')
+
+VmEntry = namedtuple('VmEntry', 'index name device state vcores regions mem_bytes vm_type')
+Pool = namedtuple('Pool', 'base order size free')
+
+
+def _slot_of(device):
+    match = _DEV_RE.search(device)
+    if not match:
+        raise V3veeError('Cannot parse the device %r in v3-guests: expected /dev/v3-vm<N>.' % device)
+    return int(match.group(1))
+
+
+def _count(field, unit):
+    # "2 vcores", "4 regions", "536870912 mem"
+    parts = field.split(' ')
+    if len(parts) != 2 or parts[1] != unit or not parts[0].isdigit():
+        raise ValueError(field)
+    return int(parts[0])
+
+
+def parse_guests(text):
+    """Parse v3-guests: 7 TAB fields per VM (module since 2015), the old 2-field
+    `name<TAB>dev` format (2012, what the GUI was written for), or the 3-field
+    `name<TAB>dev<TAB><unable to get data for this VM>` variant. Returns VmEntry list by slot.
+    """
+    entries = []
+    for number, line in enumerate(text.split('\n'), 1):
+        if not line:
+            continue
+        fields = line.split('\t')
+        try:
+            if len(fields) >= 7:
+                # A TAB inside a name (the kernel does not forbid it) adds fields on the
+                # left: the last six fields are fixed, so the name is everything before them.
+                name = '\t'.join(fields[:-6])
+                device, state, vcores, regions, mem, vm_type = fields[-6:]
+                entry = VmEntry(_slot_of(device), name, device, state, _count(vcores, 'vcores'),
+                                _count(regions, 'regions'), _count(mem, 'mem'), vm_type)
+            elif len(fields) == 3 and fields[2] == UNAVAILABLE:
+                entry = VmEntry(_slot_of(fields[1]), fields[0], fields[1], 'UNAVAILABLE',
+                                None, None, None, None)
+            elif len(fields) == 2:
+                entry = VmEntry(_slot_of(fields[1]), fields[0], fields[1], None, None, None, None, None)
+            else:
+                raise ValueError(line)
+        except (ValueError, V3veeError):
+            raise V3veeError('Cannot parse line %d of v3-guests: %r. Is this a Palacios /proc/v3vee?'
+                             % (number, line))
+        entries.append(entry)
+    return sorted(entries, key=lambda e: e.index)
+
+
+_VCORE_RE = re.compile(r'^\s+vcore (\d+) (\S+) on pcore (\d+) (\d+) exits rip=(\S+) (.*)$')
+
+
+def parse_guests_details(text):
+    """Parse v3-guests-details into {slot: {'name', 'state', 'type', 'vcores': [...]}}."""
+    result = {}
+    current = None
+    for line in text.split('\n'):
+        if line.startswith('Entry:'):
+            current = {'slot': int(line.split(':', 1)[1]), 'vcores': [], 'regions': []}
+            result[current['slot']] = current
+        elif current is None:
+            continue
+        elif line.startswith('Name:'):
+            current['name'] = line.split(':', 1)[1].strip(' ')
+        elif line.startswith('State:'):
+            current['state'] = line.split(':', 1)[1].strip()
+        elif line.startswith('Type:'):
+            current['type'] = line.split(':', 1)[1].strip()
+        else:
+            match = _VCORE_RE.match(line)
+            if match:
+                current['vcores'].append({
+                    'vcore': int(match.group(1)), 'state': match.group(2),
+                    'pcore': int(match.group(3)), 'exits': int(match.group(4)),
+                    'rip': match.group(5), 'mode': match.group(6).split(),
+                })
+            elif line.strip().startswith('region '):
+                current['regions'].append(line.strip())
+    return result
+
+
+_INFO_KEYS = {
+    'kernel MAX_ORDER:': 'max_order',
+    'number of nodes:': 'nodes',
+    'number of cpus:': 'cpus',
+    'palacios compiled mem_block_size:': 'compiled_block_size',
+    'palacios run-time mem_block_size:': 'runtime_block_size',
+}
+_CPU_NODE_RE = re.compile(r'^cpu (\d+) -> node (\d+)$')
+
+
+def parse_info(text):
+    """Parse v3-info (note the space before the TAB in the cpus line)."""
+    info = {'cpu_to_node': {}}
+    for line in text.split('\n'):
+        stripped = line.strip()
+        for prefix, key in _INFO_KEYS.items():
+            if line.startswith(prefix):
+                value = line[len(prefix):].strip()
+                if not value.isdigit():
+                    raise V3veeError('Cannot parse v3-info line %r.' % line)
+                info[key] = int(value)
+        match = _CPU_NODE_RE.match(stripped)
+        if match:
+            info['cpu_to_node'][int(match.group(1))] = int(match.group(2))
+    missing = [key for key in _INFO_KEYS.values() if key not in info]
+    if missing:
+        raise V3veeError('v3-info lacks %s: is this a Palacios /proc/v3vee?' % ', '.join(missing))
+    return info
+
+
+_POOL_RE = re.compile(r'Base Addr=([0-9a-fA-Fx]+), order=(\d+), size=(\d+), free=(\d+)')
+_ZONE_RE = re.compile(r'Zone Max Order=(\d+), Min Order=(\d+)')
+
+
+def parse_mem(text):
+    """Parse one v3-mem<node> buddy dump into {'max_order', 'min_order', 'pools': [Pool]}."""
+    zone = {'pools': []}
+    for line in text.split('\n'):
+        match = _ZONE_RE.search(line)
+        if match:
+            zone['max_order'], zone['min_order'] = int(match.group(1)), int(match.group(2))
+            continue
+        match = _POOL_RE.search(line)
+        if match:
+            zone['pools'].append(Pool(int(match.group(1), 16), int(match.group(2)),
+                                      int(match.group(3)), int(match.group(4))))
+    zone['pools'].sort(key=lambda p: p.base)
+    return zone
+
+
+def guest_pools(pools):
+    """The pools that can hold guest memory: all but the node's 4 MB seed pool (buddy_init)."""
+    if pools and pools[0].order == SEED_POOL_ORDER:
+        return pools[1:]
+    return pools
+
+
+def free_blocks(zones, block_size):
+    """How many whole run-time blocks the pools can still give to guests.
+
+    Guest RAM is allocated in base regions of exactly the run-time block size, and every
+    pool is a power-of-two buddy zone at least that large, so equal-sized allocations never
+    fragment: a pool can give free // block_size regions.
+    """
+    if not block_size:
+        return 0
+    return sum(p.free // block_size for zone in zones.values() for p in guest_pools(zone['pools']))
+
+
+def blocks_needed(mem_bytes, block_size):
+    return -(-mem_bytes // block_size)
+
+
+class Snapshot(object):
+    """What one read of /proc/v3vee showed. Each file is read at most once per snapshot."""
+
+    def __init__(self, loaded, guests=None, info=None, zones=None, details=None):
+        self.loaded = loaded
+        self.guests = guests or []
+        self.info = info
+        self.zones = zones or {}
+        self.details = details
+
+    def by_slot(self, index):
+        for entry in self.guests:
+            if entry.index == index:
+                return entry
+        return None
+
+    def by_name(self, name):
+        return [entry for entry in self.guests if entry.name == name]
+
+    def free_slots(self):
+        used = set(entry.index for entry in self.guests)
+        return [i for i in range(MAX_VMS) if i not in used]
+
+    @property
+    def block_size(self):
+        return self.info['runtime_block_size'] if self.info else None
+
+    def free_blocks(self):
+        return free_blocks(self.zones, self.block_size)
+
+
+class ProcReader(object):
+    """Reads /proc/v3vee (or a simulator's tree). A missing v3-info means the module is not loaded."""
+
+    def __init__(self, proc_dir):
+        self.proc_dir = proc_dir
+
+    def path(self, name):
+        return os.path.join(self.proc_dir, name)
+
+    def _read(self, name):
+        with open(self.path(name), 'rb') as handle:
+            # Names are raw bytes in the kernel; keep undecodable bytes round-trippable.
+            return handle.read().decode('utf-8', 'surrogateescape')
+
+    def module_loaded(self):
+        return os.path.exists(self.path('v3-info'))
+
+    def snapshot(self, memory=False, details=False):
+        if not self.module_loaded():
+            return Snapshot(False)
+        try:
+            info = parse_info(self._read('v3-info'))
+            guests = parse_guests(self._read('v3-guests'))
+            zones = {}
+            if memory:
+                for node in range(info['nodes']):
+                    name = 'v3-mem%d' % node
+                    if os.path.exists(self.path(name)):
+                        zones[node] = parse_mem(self._read(name))
+            parsed_details = parse_guests_details(self._read('v3-guests-details')) if details else None
+        except (IOError, OSError) as exc:
+            # The module was unloaded between our existence check and the read.
+            if not self.module_loaded():
+                return Snapshot(False)
+            raise V3veeError('Cannot read %s: %s' % (self.proc_dir, exc))
+        return Snapshot(True, guests, info, zones, parsed_details)
+
+    def guests(self):
+        """Just the VM list: what verification re-reads after every step."""
+        if not self.module_loaded():
+            return []
+        try:
+            return parse_guests(self._read('v3-guests'))
+        except (IOError, OSError):
+            return []

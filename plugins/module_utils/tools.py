@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, v3vee.palacios maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running v3 tools (argv lists, never a shell) and verifying every step by re-reading /proc.
+
+Exit codes lie (gotcha 1: v3_launch always exits 0, v3_stop/v3_pause/v3_continue exit 0 when
+the kernel refused), so no step is believed until /proc shows its result.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+import time
+
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import TOOL_SEARCH_DIRS, V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_RESULT, STEP_TOOLS
+
+CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')
+SIGSEGV_CODES = (-11, 139)
+
+
+class ToolResult(object):
+    def __init__(self, argv, rc, stdout, stderr):
+        self.argv, self.rc, self.stdout, self.stderr = argv, rc, stdout, stderr
+
+
+def subprocess_runner(argv, cwd=None, env_update=None):
+    """Runner for code outside AnsibleModule (scripts, tests): same contract as module.run_command."""
+    import subprocess
+    env = dict(os.environ)
+    env.update(env_update or {})
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+
+
+def module_runner(module):
+    def run(argv, cwd=None, env_update=None):
+        # expand_user_and_vars=False: a VM named "$HOME" must reach the tool verbatim.
+        return module.run_command(argv, cwd=cwd, environ_update=env_update, check_rc=False,
+                                  expand_user_and_vars=False)
+    return run
+
+
+class Tools(object):
+    """Finds and runs the v3 tools; remembers every argv it ran (the modules return them)."""
+
+    def __init__(self, settings, runner):
+        self.settings = settings
+        self.runner = runner
+        self.commands = []
+
+    def search_dirs(self):
+        if self.settings.tools_dir:
+            return [self.settings.tools_dir]
+        return [d for d in os.environ.get('PATH', '').split(os.pathsep) if d] + list(TOOL_SEARCH_DIRS)
+
+    def which(self, tool):
+        dirs = self.search_dirs()
+        for directory in dirs:
+            path = os.path.join(directory, tool)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+        raise V3veeError('Palacios tool %s not found (looked in %s). Install the v3 tools (role '
+                         'v3vee.palacios.palacios_module) or set tools_dir / V3VEE_TOOLS_DIR.'
+                         % (tool, ', '.join(dirs)), tool=tool)
+
+    def env(self):
+        # Ansible runs modules in a non-login shell (observed 10): no /etc/profile.d, so the
+        # tool directory (v3_mem -r offline runs `v3_mem` through PATH) and PALACIOS_DIR are
+        # set explicitly.
+        env = {'LC_ALL': 'C'}
+        if self.settings.tools_dir:
+            env['PATH'] = self.settings.tools_dir + os.pathsep + os.environ.get('PATH', '/usr/bin:/bin')
+        if self.settings.palacios_dir:
+            env['PALACIOS_DIR'] = self.settings.palacios_dir
+        return env
+
+    def run(self, tool, args, cwd=None):
+        argv = [self.which(tool)] + [str(a) for a in args]
+        rc, out, err = self.runner(argv, cwd=cwd, env_update=self.env())
+        self.commands.append(argv)
+        return ToolResult(argv, rc, out, err)
+
+
+def tool_error(msg, result, observed=None, hint=None):
+    return V3veeError(msg, tool=os.path.basename(result.argv[0]), argv=result.argv, rc=result.rc,
+                      stdout=result.stdout, stderr=result.stderr, observed=observed, hint=hint)
+
+
+def entry_dict(entry):
+    return dict(entry._asdict()) if entry is not None else None
+
+
+KERNEL_LOG_HINT = 'The kernel logs the reason: dmesg | grep palacios.'
+
+
+class Executor(object):
+    """Runs one lifecycle step for one VM and verifies it in /proc."""
+
+    def __init__(self, tools, reader, dev_dir, wait=True, timeout=60, poll=0.05):
+        self.tools = tools
+        self.reader = reader
+        self.dev_dir = dev_dir
+        self.wait = wait
+        self.timeout = timeout
+        self.poll = poll
+
+    def device(self, slot):
+        return os.path.join(self.dev_dir, 'v3-vm%d' % slot)
+
+    def _poll(self, check):
+        """Call check() until it returns non-None, or once if wait is off. Returns last value or None."""
+        deadline = time.time() + (self.timeout if self.wait else 0)
+        while True:
+            value = check()
+            if value is not None or time.time() >= deadline:
+                return value
+            time.sleep(self.poll)
+
+    def current(self, slot, name):
+        """Re-read /proc and return the entry at slot, refusing a slot that now holds another VM
+        (slots are reused, gotcha 10)."""
+        for entry in self.reader.guests():
+            if entry.index == slot:
+                if entry.name != name:
+                    raise V3veeError('/dev/v3-vm%d now holds VM %r, not %r (slots are reused after a free). '
+                                     'Refusing to act on it; run v3vee.palacios.v3vee_inventory with '
+                                     'reconcile: true.' % (slot, entry.name, name), observed=entry_dict(entry))
+                return entry
+        return None
+
+    def run_step(self, step, name, entry=None, create_args=None):
+        if step == 'create':
+            return self.create(name, *create_args)
+        if step == 'free':
+            return self.free(name, entry)
+        return self.transition(step, name, entry)
+
+    def create(self, name, args, cwd):
+        result = self.tools.run('v3_create', list(args) + [], cwd=cwd)
+        if result.rc in SIGSEGV_CODES:
+            raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
+                             'could not be read.' % name, result)
+        match = CREATED_RE.search(result.stdout)
+        if result.rc != 0 or not match:
+            raise tool_error('The kernel refused to create VM %r (v3_create: "%s").'
+                             % (name, (result.stdout.strip().splitlines() or ['no output'])[-1]), result,
+                             hint=KERNEL_LOG_HINT)
+        slot = int(match.group(2))
+
+        def created():
+            entry = self.current(slot, name)
+            return entry if entry is not None and entry.state == 'stopped' else None
+
+        entry = self._poll(created)
+        if entry is None:
+            raise tool_error('v3_create reported VM %r at /dev/v3-vm%d but /proc does not show it there stopped.'
+                             % (name, slot), result, observed=entry_dict(self.current(slot, name)))
+        # udev creates the node asynchronously (2.5): later steps open it.
+        if self._poll(lambda: True if os.path.exists(self.device(slot)) else None) is None:
+            raise tool_error('VM %r was created in slot %d but %s did not appear.' % (name, slot, self.device(slot)),
+                             result, observed=entry_dict(entry))
+        return entry
+
+    def transition(self, step, name, entry):
+        slot = entry.index
+        before = self.current(slot, name)
+        if before is None:
+            raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (name, slot, step))
+        result = self.tools.run(STEP_TOOLS[step], [self.device(slot)])
+        want = STEP_RESULT[step]
+
+        def reached():
+            now = self.current(slot, name)
+            return now if now is not None and now.state == want else None
+
+        after = self._poll(reached)
+        if after is None:
+            observed = self.current(slot, name)
+            raise tool_error('%s of VM %r did not take effect: /proc shows %s, expected %s (%s exited %s; its '
+                             'exit code does not tell).'
+                             % (step, name, observed.state if observed else 'no VM', want,
+                                STEP_TOOLS[step], result.rc), result, observed=entry_dict(observed),
+                             hint=KERNEL_LOG_HINT)
+        return after
+
+    def free(self, name, entry):
+        slot = entry.index
+        if self.current(slot, name) is None:
+            raise V3veeError('VM %r vanished from /dev/v3-vm%d before free.' % (name, slot))
+        # A plain decimal index: v3_free parses loosely (leading 0 = octal, junk = VM 0; gotcha 8).
+        result = self.tools.run('v3_free', [str(slot)])
+
+        def gone():
+            for now in self.reader.guests():
+                if now.index == slot and now.name == name:
+                    return None
+            return True
+
+        if self._poll(gone) is None:
+            raise tool_error('v3_free of VM %r (slot %d) did not take effect.' % (name, slot), result,
+                             observed=entry_dict(self.current(slot, name)), hint=KERNEL_LOG_HINT)
+        return None
