@@ -17,7 +17,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 
 MAX_VMS = 32            # linux_module/palacios.h MAX_VMS: slots 0..31
 NAME_MAX_BYTES = 127    # v3_create strncpy(name, argv, 127) into a 128-byte field
-SEED_POOL_ORDER = 22    # the 4 MB pool buddy_init allocates per node at insmod
+SEED_POOL_SIZE = 4194304  # the pool buddy_init allocates per node at insmod (order 22)
 UNAVAILABLE = '<unable to get data for this VM>'
 
 # States as /proc/v3vee/v3-guests prints them (vmm_types.h v3_vm_state + "UNKNOWN" for resetting).
@@ -158,23 +158,17 @@ def parse_mem(text):
     return zone
 
 
-def guest_pools(pools):
-    """The pools that can hold guest memory: all but the node's 4 MB seed pool (buddy_init)."""
-    if pools and pools[0].order == SEED_POOL_ORDER:
-        return pools[1:]
-    return pools
-
-
 def free_blocks(zones, block_size):
     """How many whole run-time blocks the pools can still give to guests.
 
-    Guest RAM is allocated in base regions of exactly the run-time block size, and every
-    pool is a power-of-two buddy zone at least that large, so equal-sized allocations never
-    fragment: a pool can give free // block_size regions.
+    Guest RAM is allocated in base regions of exactly the run-time block size from any pool
+    (the 4 MB seed pool included: it can only help when the block size is 2 MB or less), and
+    every pool is a power-of-two buddy zone, so equal-sized allocations never fragment: a pool
+    gives free // block_size regions.
     """
     if not block_size:
         return 0
-    return sum(p.free // block_size for zone in zones.values() for p in guest_pools(zone['pools']))
+    return sum(p.free // block_size for zone in zones.values() for p in zone['pools'])
 
 
 def blocks_needed(mem_bytes, block_size):
