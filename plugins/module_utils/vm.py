@@ -220,4 +220,3 @@ def _link(entry):
     if entry is None:
         return None, None, 'inactive'
     return entry.index, entry.device, entry.state
-

@@ -19,7 +19,7 @@ description:
   - A VM that is in the kernel but not in the inventory (created on the command line; the GUI's
     "not in inventory") is adopted when O(image) or O(config) is given.
 author:
-  - v3vee.palacios maintainers
+  - v3vee.palacios maintainers (@v3vee)
 options:
   name:
     description:

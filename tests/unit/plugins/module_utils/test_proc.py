@@ -37,7 +37,8 @@ def test_empty_file_means_no_vms():
 
 
 def test_parses_two_vms_in_slot_order():
-    entries = proc.parse_guests(GUESTS_TWO.split('\n')[1] + '\n' + GUESTS_TWO.split('\n')[0] + '\n')
+    first, second = GUESTS_TWO.splitlines()
+    entries = proc.parse_guests(second + '\n' + first + '\n')
     assert [(e.index, e.name, e.state, e.vcores, e.mem_bytes) for e in entries] == [
         (0, 'web1', 'running', 2, 536870912), (1, 'db', 'stopped', 1, 268435456)]
 
