@@ -16,6 +16,8 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import content, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of, kernel_state, plan_vm
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, VmEntry, blocks_needed
+from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
+    DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
 
@@ -80,30 +82,25 @@ class Host(object):
             time.sleep(self.executor.poll)
 
     def locate(self, name, record, snap):
-        """Find the kernel VM that is `name`: by the recorded slot first (the kernel allows duplicate
-        names, so the slot is the key), else by a unique name."""
+        """Find the kernel VM that is `name` (reconcile.match_record): the recorded slot first, since
+        the kernel allows duplicate names; else a unique name. Drift becomes a warning."""
         slot = record.get('slot') if record else None
-        if slot is not None:
-            entry = snap.by_slot(slot)
-            if entry is not None and entry.name == name:
-                return entry
-            if entry is not None:
-                self.warnings.append('Inventory says %r is /dev/v3-vm%d, but that slot now holds %r (slots are '
-                                     'reused); the record is corrected.' % (name, slot, entry.name))
-            else:
-                self.warnings.append('Inventory says %r is /dev/v3-vm%d, but that slot is empty (freed outside '
-                                     'the collection, or the host rebooted); the record is corrected.'
-                                     % (name, slot))
-        matches = snap.by_name(name)
-        if len(matches) > 1:
+        entry, drift, same_name = match_record(name, slot, snap.guests)
+        if SLOT_REUSED in drift:
+            self.warnings.append('Inventory says %r is /dev/v3-vm%d, but that slot now holds %r (slots are '
+                                 'reused); the record is corrected.' % (name, slot, snap.by_slot(slot).name))
+        if SLOT_GONE in drift:
+            self.warnings.append('Inventory says %r is /dev/v3-vm%d, but that slot is empty (freed outside '
+                                 'the collection, or the host rebooted); the record is corrected.' % (name, slot))
+        if DUPLICATE_NAMES in drift:
             raise V3veeError('The kernel has %d VMs named %r (%s): Palacios allows duplicate names, the '
                              'inventory does not, and guessing could stop the wrong guest. Free the extra '
                              'ones (v3_free <index>) or fix the inventory record\'s device.'
-                             % (len(matches), name, ', '.join(e.device for e in matches)),
-                             observed=[entry_dict(e) for e in matches])
-        if matches and slot is not None and record is not None:
-            self.warnings.append('VM %r found at %s; the record is relinked to it.' % (name, matches[0].device))
-        return matches[0] if matches else None
+                             % (len(same_name), name, ', '.join(e.device for e in same_name)),
+                             observed=[entry_dict(e) for e in same_name])
+        if RELINKED in drift:
+            self.warnings.append('VM %r found at %s; the record is relinked to it.' % (name, entry.device))
+        return entry
 
     # -- preflight ---------------------------------------------------------------------------
     def preflight(self, name, plan, snap, entry, shape):
