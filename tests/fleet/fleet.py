@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A fleet of simulated Palacios hosts on this one machine, reached by Ansible over real SSH.
 
 Each host ``v3h<i>`` is a network namespace joined to the root namespace by a veth pair,
@@ -7,10 +6,10 @@ bind-mounted over the normal Palacios paths (``/etc/v3vee``, ``/var/lib/v3vee``,
 ``/opt/v3vee-sim``, ...), plus its own sshd. Roles and playbooks therefore write to the
 normal paths and each host sees only its own simulated Palacios and inventory.
 
-    fleet.py up     --workdir DIR [--hosts N]
-    fleet.py down   --workdir DIR
-    fleet.py reboot --workdir DIR --host v3h2
-    fleet.py exec   --workdir DIR --host v3h1 -- CMD...
+    python3 fleet.py up     --workdir DIR [--hosts N]
+    python3 fleet.py down   --workdir DIR
+    python3 fleet.py reboot --workdir DIR --host v3h2
+    python3 fleet.py exec   --workdir DIR --host v3h1 -- CMD...
 
 Requires root. Every resource is recorded in DIR/fleet-state.json *before* it is created,
 so ``down`` can undo a partial ``up``. See tests/fleet/README.md.
@@ -45,6 +44,7 @@ PER_HOST_PATHS = (
     ("/etc/modprobe.d", True),
     ("/etc/systemd/system", True),
 )
+PER_HOST_DIRS = tuple(path for path, _seed in PER_HOST_PATHS)
 # Names never copied into a seeded directory: they belong to Palacios, which a fresh host lacks.
 SEED_EXCLUDE_PREFIXES = ("v3vee", "palacios")
 
@@ -77,7 +77,7 @@ class FleetError(Exception):
 def run(argv, check=True, **kwargs):
     """Run argv (never through a shell), capturing output; raise FleetError on failure."""
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          **kwargs)
+                          check=False, **kwargs)
     if check and proc.returncode != 0:
         raise FleetError("command failed (rc=%d): %s\n%s%s" % (
             proc.returncode, shlex.join(argv), proc.stdout, proc.stderr))
@@ -181,7 +181,7 @@ def check_network_free(network):
 
 def make_mount_points(state):
     """Create missing mount points (and /run/sshd) on the real root fs, empty, recorded."""
-    for path in [SSHD_PRIVSEP_DIR] + [p for p, _ in PER_HOST_PATHS]:
+    for path in (SSHD_PRIVSEP_DIR,) + PER_HOST_DIRS:
         missing = []
         for candidate in [Path(path)] + list(Path(path).parents):
             if candidate.exists():
@@ -284,7 +284,7 @@ def host_init(args):
     """Runs inside the host's fresh mount+UTS namespaces: bind the per-host paths, exec sshd."""
     workdir = Path(args.workdir)
     root = host_root(workdir, args.host)
-    for path, _seed in PER_HOST_PATHS:
+    for path in PER_HOST_DIRS:
         run(["mount", "--bind", str(root / path.lstrip("/")), path])
     socket.sethostname(args.host)
     config = workdir / "hosts" / args.host / "sshd_config"
@@ -383,17 +383,17 @@ def verify_host(state, workdir, name):
     if (" dev %s " % host["veth"]) not in route:
         raise FleetError("%s (%s) is not routed via %s: %s" % (
             name, host["address"], host["veth"], route.strip()))
-    paths = [p for p, _ in PER_HOST_PATHS]
-    remote = shlex.join(["stat", "-c", "%n %d %i"] + paths) + " && uname -n"
+    remote = shlex.join(["stat", "-c", "%n %d %i", *PER_HOST_DIRS]) + " && uname -n"
     out = run(["ssh", "-F", str(workdir / "ssh_config"), name, "--", remote]).stdout.split("\n")
-    seen = {line.split()[0]: tuple(map(int, line.split()[1:])) for line in out[:len(paths)]}
-    for path in paths:
+    count = len(PER_HOST_DIRS)
+    seen = {line.split()[0]: tuple(map(int, line.split()[1:])) for line in out[:count]}
+    for path in PER_HOST_DIRS:
         st = (host_root(workdir, name) / path.lstrip("/")).stat()
         if seen.get(path) != (st.st_dev, st.st_ino):
             raise FleetError("%s does not see its own %s (ssh reported %r)" % (
                 name, path, seen.get(path)))
-    if out[len(paths)] != name:
-        raise FleetError("%s reports hostname %r" % (name, out[len(paths)]))
+    if out[count] != name:
+        raise FleetError("%s reports hostname %r" % (name, out[count]))
 
 
 def up(args):
@@ -557,13 +557,13 @@ def exec_in_host(args):
     if not command:
         raise FleetError("exec needs a command after --")
     argv = enter_argv(Path(args.workdir).absolute(), args.host) + command
-    return subprocess.run(argv, cwd="/").returncode
+    return subprocess.run(argv, cwd="/", check=False).returncode
 
 
 def reboot(args):
     preflight()
     argv = enter_argv(Path(args.workdir).absolute(), args.host) + [SIMULATOR_CONTROL, "reboot"]
-    rc = subprocess.run(argv, cwd="/").returncode
+    rc = subprocess.run(argv, cwd="/", check=False).returncode
     if rc != 0:
         raise FleetError("'%s reboot' on %s failed (rc=%d); is the simulator installed there "
                          "(roles/simulator)?" % (SIMULATOR_CONTROL, args.host, rc))
@@ -574,7 +574,7 @@ def reboot(args):
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="action", required=True)
 
     p = sub.add_parser("up", help="create the hosts, start their sshds, write the inventory")
