@@ -1,0 +1,317 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, v3vee.palacios maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Palacios memory reservation: a pure planner (zones + v3-info + target -> v3_mem argv lists)
+and an executor that runs each call and verifies it in v3-mem<N>, because v3_mem's exit
+codes lie (interface spec 4.2, observed 6-7, gotchas 12-14).
+
+Rules the planner enforces before anything runs:
+* one `v3_mem -a` call adds one pool; its size must lie between the run-time and the compiled
+  block size (the tool refuses smaller, the kernel rejects larger), so every chunk is exactly
+  the run-time block size (at least the tool's 256 KB minimum);
+* with `-k` the kernel must hand out the chunk in one piece: order < MAX_ORDER, i.e. at most
+  4096 * 2**(MAX_ORDER-1) bytes (4 MB with MAX_ORDER 11; v3_mem's own check is one order too
+  generous), so method kernel needs the module loaded with a small mem_block_size;
+* reserved memory per node = sum of its pools - one seed pool (the 4 MB pool insmod allocates
+  cannot be told apart by its line);
+* shrinking releases only pools that are entirely free (free == size): never memory a VM uses,
+  never the seed (Palacios itself uses part of it, observed 7).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import SEED_POOL_SIZE
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import tool_error
+
+MiB = 1024 * 1024
+PAGE_SIZE = 4096
+MIN_ALLOC = 64 * PAGE_SIZE      # v3_mem.c: the smallest -a request the tool accepts
+METHODS = ('hotremove', 'kernel')
+OFFLINE_FILE = '.v3offlinedmem'
+
+
+def kernel_max_chunk(max_order):
+    """Largest block alloc_pages can return: order MAX_ORDER-1."""
+    return PAGE_SIZE << (max_order - 1)
+
+
+def format_mb(size):
+    """Bytes -> the MB argument of v3_mem -a (parsed with atof, so fractions are fine)."""
+    if size % MiB == 0:
+        return '%d' % (size // MiB)
+    return ('%.6f' % (float(size) / MiB)).rstrip('0')
+
+
+def pool_dict(pool):
+    return {'base': '0x%x' % pool.base if pool.base is not None else None, 'order': pool.order,
+            'size': pool.size, 'free': pool.free}
+
+
+def reserved_bytes(pools):
+    """Reserved memory of one node: every pool but the seed."""
+    if not pools:
+        return 0
+    return max(0, sum(p.size for p in pools) - SEED_POOL_SIZE)
+
+
+def presumed_seed(pools):
+    """The pool taken for the node's seed: of the 4 MB pools, the most used one (Palacios uses part of
+    the real seed, observed 7), lowest address on ties. It is never released nor counted as reserved."""
+    seeds = [p for p in pools if p.size == SEED_POOL_SIZE]
+    if not seeds:
+        return None
+    return min(seeds, key=lambda p: (p.free, p.base))
+
+
+def chunk_size(info, method):
+    """The size of every -a chunk, or V3veeError naming the module option that would fix it."""
+    runtime = info['runtime_block_size']
+    compiled = info['compiled_block_size']
+    chunk = max(runtime, MIN_ALLOC)
+    if runtime > compiled:
+        raise V3veeError(
+            'The run-time block size (%d bytes, module option mem_block_size) is larger than the compiled '
+            'block size (%d bytes): the kernel rejects every pool larger than the compiled block size, so no '
+            'v3_mem -a chunk can be accepted. Reload the module with options="mem_block_size=<n>" where n is a '
+            'power of two no larger than %d.' % (runtime, compiled, compiled))
+    if chunk % PAGE_SIZE or (chunk // PAGE_SIZE) & (chunk // PAGE_SIZE - 1):
+        raise V3veeError(
+            'The run-time block size %d bytes is not a power-of-two number of pages; the kernel would round '
+            'each v3_mem -a chunk and the pools would not match. Reload the module with '
+            'options="mem_block_size=<power of two>".' % runtime)
+    if method == 'kernel':
+        largest = kernel_max_chunk(info['max_order'])
+        if chunk > largest:
+            raise V3veeError(
+                'method kernel needs the module loaded with options mem_block_size=%d (or smaller): the run-time '
+                'block size is %d bytes, but the kernel allocates at most %d bytes in one piece (MAX_ORDER %d), '
+                'so v3_mem -k -a %s would be refused. Use method hotremove, or reload the module '
+                '(v3vee.palacios.palacios_module) with that option.'
+                % (largest, runtime, largest, info['max_order'], format_mb(chunk)))
+    return chunk
+
+
+def add_argv(chunk, method, below_4g, node, multi_node):
+    argv = []
+    if method == 'kernel':
+        argv.append('-k')
+    if below_4g:
+        argv.append('-l')
+    if multi_node:
+        argv += ['-n', str(node)]
+    return argv + ['-a', format_mb(chunk)]
+
+
+def normalize_target(target, nodes):
+    """target -> ('node', {node: bytes}) or ('total', bytes). Input MB: {'total': n} or {'per_node': {node: n}}."""
+    if target.get('total') is not None:
+        mb = target['total']
+        if mb < 0:
+            raise V3veeError('total_mb must not be negative (got %s).' % mb)
+        return 'total', int(mb * MiB)
+    per_node = {}
+    for key, mb in target['per_node'].items():
+        try:
+            node = int(key)
+        except (TypeError, ValueError):
+            raise V3veeError('per_node keys must be NUMA node numbers, got %r.' % (key,))
+        if node < 0 or node >= nodes:
+            raise V3veeError('NUMA node %d does not exist: v3-info reports %d node(s) (0..%d).'
+                             % (node, nodes, nodes - 1))
+        if mb is None or mb < 0:
+            raise V3veeError('The reservation for node %d must be a number >= 0 (got %r).' % (node, mb))
+        per_node[node] = int(mb * MiB)
+    return 'node', per_node
+
+
+def plan_memory(zones, info, target, method='hotremove', below_4g=False):
+    """Plan the v3_mem calls that bring the reservation to target.
+
+    zones: {node: {'pools': [Pool]}} (ProcReader.snapshot(memory=True).zones); info: parse_info();
+    target: {'total': MB} or {'per_node': {node: MB}} (nodes not named are left alone).
+
+    Growing adds chunks until each target is met (so the reservation ends within one chunk above
+    it). A total target on a multi-node host is spread by giving each chunk to the node with the
+    least reserved memory (lowest node on ties), with -n so the result is predictable.
+    Shrinking releases entirely free pools, highest address first, as long as what stays reserved
+    is still at least the target; memory a VM uses is never touched, and a target that needs
+    it fails with the list of pools in use.
+
+    Returns {'steps': [{'op': 'add'|'release', 'node', 'argv', 'size', 'base'}],
+             'reserved_before': {node: bytes}, 'reserved_after': {node: bytes}}.
+    """
+    if method not in METHODS:
+        raise V3veeError('method must be one of %s (got %r).' % (', '.join(METHODS), method))
+    nodes = info['nodes']
+    multi_node = nodes > 1
+    kind, wanted = normalize_target(target, nodes)
+    pools = dict((node, list(zones.get(node, {}).get('pools', []))) for node in range(nodes))
+    reserved = dict((node, reserved_bytes(pools[node])) for node in range(nodes))
+    seeds = dict((node, presumed_seed(pools[node])) for node in range(nodes))
+    before = dict(reserved)
+    if kind == 'total':
+        grow = wanted > sum(reserved.values())
+        groups = [(list(range(nodes)), wanted)]
+    else:
+        grow = any(wanted[node] > reserved[node] for node in wanted)
+        groups = [([node], wanted[node]) for node in sorted(wanted)]
+
+    steps = []
+    chunk = chunk_size(info, method) if grow else None
+    for group, goal in groups:
+        def have():
+            return sum(reserved[n] for n in group)
+        while have() < goal:
+            node = min(group, key=lambda n: (reserved[n], n))
+            steps.append({'op': 'add', 'node': node, 'size': chunk, 'base': None,
+                          'argv': add_argv(chunk, method, below_4g, node, multi_node)})
+            reserved[node] += chunk
+        others = [(p, n) for n in group for p in pools[n] if p is not seeds[n]]
+        releasable = sorted(((p, n) for p, n in others if p.free == p.size),
+                            key=lambda item: item[0].base, reverse=True)
+        for pool, node in releasable:
+            if have() - pool.size >= goal:
+                steps.append({'op': 'release', 'node': node, 'size': pool.size, 'base': pool.base,
+                              'argv': ['-r', '0x%x' % pool.base]})
+                reserved[node] -= pool.size
+        released = set(s['base'] for s in steps if s['op'] == 'release')
+        in_use = [(p, n) for p, n in others if p.free != p.size and p.base not in released]
+        blocking = [(p, n) for p, n in in_use if have() - p.size >= goal]
+        if blocking:
+            raise V3veeError(
+                'Cannot shrink the reservation of %s to %s: %s MB stays reserved because these pools are in use '
+                '(by VMs, or by Palacios itself) and are never released: %s. Free or stop the VMs using them first '
+                '(v3vee.palacios.v3vee_vm state=inactive/absent).'
+                % ('node %d' % group[0] if kind == 'node' else 'all nodes', format_mb(goal) + ' MB',
+                   format_mb(have()), ', '.join('node %d base 0x%x size %d free %d' % (n, p.base, p.size, p.free)
+                                                for p, n in in_use)),
+                observed={'pools': dict((n, [pool_dict(p) for p in pools[n]]) for n in group)})
+    return {'steps': steps, 'reserved_before': before, 'reserved_after': reserved}
+
+
+def predict_pools(zones, steps, nodes):
+    """Pools per node after the steps (check mode); a new pool's base is unknown (None)."""
+    out = {}
+    for node in range(nodes):
+        current = [pool_dict(p) for p in zones.get(node, {}).get('pools', [])]
+        for step in steps:
+            if step['node'] != node:
+                continue
+            if step['op'] == 'release':
+                current = [p for p in current if p['base'] != '0x%x' % step['base']]
+            else:
+                order = step['size'].bit_length() - 1
+                current.append({'base': None, 'order': order, 'size': step['size'], 'free': step['size']})
+        out[node] = current
+    return out
+
+
+def parse_offline_file(text):
+    """$PALACIOS_DIR/.v3offlinedmem: one "%llx\\t%llx" (base, length) line per hot-removed range."""
+    ranges = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2:
+            continue
+        try:
+            ranges.append((int(fields[0], 16), int(fields[1], 16)))
+        except ValueError:
+            continue
+    return ranges
+
+
+def leaked_ranges(offline, zones):
+    """Recorded offline ranges that back no Palacios pool: a hot-remove -a the kernel rejected
+    (observed 6). The memory is offline and lost to both Linux and Palacios."""
+    bases = set(p.base for zone in zones.values() for p in zone.get('pools', []))
+    return [(base, length) for base, length in offline if base not in bases]
+
+
+def leak_remedy(leaks, palacios_dir):
+    ranges = ', '.join('0x%x (+%d MB)' % (base, length // MiB) for base, length in leaks)
+    return ('Memory is offline but held by no Palacios pool (a hot-remove v3_mem -a the kernel rejected leaves '
+            'it offline and recorded in %s): %s. v3_mem cannot release it (v3_mem -r offline reports "Request '
+            'rejected by Palacios" for such a range and still exits 0). Remedy: write "online" to '
+            '/sys/devices/system/memory/memory<N>/state for each block of the range, then delete its line from '
+            '%s.' % (os.path.join(palacios_dir or '$PALACIOS_DIR', OFFLINE_FILE), ranges,
+                     os.path.join(palacios_dir or '$PALACIOS_DIR', OFFLINE_FILE)))
+
+
+def read_offline_file(palacios_dir):
+    if not palacios_dir:
+        return []
+    try:
+        with open(os.path.join(palacios_dir, OFFLINE_FILE), 'r') as handle:
+            return parse_offline_file(handle.read())
+    except (IOError, OSError):
+        return []
+
+
+def pools_view(zones, nodes):
+    return dict(('%d' % node, [pool_dict(p) for p in zones.get(node, {}).get('pools', [])]) for node in range(nodes))
+
+
+def mb_view(reserved):
+    return dict(('%d' % node, size // MiB if size % MiB == 0 else float(size) / MiB)
+                for node, size in sorted(reserved.items()))
+
+
+NOT_LOADED = ('The Palacios module is not loaded (no v3-info in %s): v3_mem needs it for every operation, even to '
+              'release memory. Load it first (role v3vee.palacios.palacios_module, or v3sim load on a simulated host).')
+
+
+class MemoryHost(object):
+    """Observes the reservation, runs one planned v3_mem call at a time and verifies it in v3-mem<N>."""
+
+    def __init__(self, tools, reader, palacios_dir):
+        self.tools = tools
+        self.reader = reader
+        self.palacios_dir = palacios_dir
+
+    def observe(self):
+        snap = self.reader.snapshot(memory=True)
+        if not snap.loaded:
+            raise V3veeError(NOT_LOADED % self.reader.proc_dir)
+        return snap.info, snap.zones
+
+    def leaks(self, zones):
+        return leaked_ranges(read_offline_file(self.palacios_dir), zones)
+
+    def execute(self, step, leaks_before):
+        _info, before = self.observe()
+        result = self.tools.run('v3_mem', step['argv'])
+        _info, after = self.observe()
+        node = step['node']
+        old = set(p.base for p in before.get(node, {}).get('pools', []))
+        now = after.get(node, {}).get('pools', [])
+        if step['op'] == 'release':
+            if any(p.base == step['base'] for p in now):
+                raise tool_error('v3_mem -r 0x%x did not release the pool on node %d (exit %s): it is still listed in '
+                                 'v3-mem%d. The kernel refuses to remove a pool a VM uses.'
+                                 % (step['base'], node, result.rc, node), result,
+                                 observed=pools_view(after, len(after) or 1), hint='dmesg | grep palacios tells why.')
+            return step
+        new = [p for p in now if p.base not in old]
+        if new:
+            step['base'] = new[0].base
+            return step
+        text = result.stdout + result.stderr
+        leaks = [r for r in self.leaks(after) if r not in leaks_before]
+        if leaks:
+            msg = ('v3_mem %s was rejected by Palacios (exit %s) and no pool was added. %s'
+                   % (' '.join(step['argv']), result.rc, leak_remedy(leaks, self.palacios_dir)))
+        elif 'Could not find enough consecutive memory blocks' in text or 'Could not offline memory' in text:
+            msg = ('Not enough removable memory on node %d: v3_mem could not offline %s MB of consecutive hot-removable '
+                   'memory blocks. Reserve less, or use method kernel (with a small mem_block_size).'
+                   % (node, format_mb(step['size'])))
+        elif 'Please set the PALACIOS_DIR' in text:
+            msg = 'v3_mem needs PALACIOS_DIR: set palacios_dir (or PALACIOS_DIR in the host settings file).'
+        else:
+            msg = ('v3_mem %s added no pool to node %d (exit %s; its exit code does not tell, v3-mem%d does).'
+                   % (' '.join(step['argv']), node, result.rc, node))
+        raise tool_error(msg, result, observed=pools_view(after, len(after) or 1),
+                         hint='dmesg | grep palacios tells why.')
