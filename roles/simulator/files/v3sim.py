@@ -1,0 +1,2746 @@
+#!/usr/bin/env python3
+"""v3sim -- a simulated Palacios (V3VEE) host.
+
+One stdlib-only program that behaves like the Palacios ``v3vee.ko`` kernel module and
+its ``linux_usr/v3_*`` command-line tools, so that the v3vee.palacios collection can be
+developed and tested without Palacios hardware (in the spirit of libvirt's test driver).
+
+It dispatches on ``basename(argv[0])``:
+
+* a real tool name (``v3_create``, ``v3_launch``, ``v3_mem``, ...) behaves exactly like
+  that tool running against the real module: same argv syntax, same stdout/stderr split,
+  same strings and exit codes -- including the ones that lie;
+* ``v3sim`` gives the simulator-only controls (install, host, load/unload, reboot,
+  faults, ...); ``v3sim --help`` lists them.
+
+The simulated host lives under a *root* directory (``<root>/bin``, ``lib``, ``proc/v3vee``,
+``dev``, ``state``, ``kmsg.log``), see roles/simulator/README.md.  The root is the parent of
+the directory holding argv[0] (not resolving symlinks) unless ``V3VEE_SIM_ROOT`` is set.
+
+Reference: docs/palacios-interface.md (the interface read from Palacios b8836aa7 and
+observed on the real thing).  Comments say which Palacios rule a piece of code follows.
+"""
+
+import contextlib
+import errno
+import fcntl
+import json
+import math
+import os
+import re
+import resource
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import xml.parsers.expat
+
+# --------------------------------------------------------------------------------------
+# Constants (Palacios / Linux facts)
+# --------------------------------------------------------------------------------------
+
+TOOLS = ("v3_create", "v3_free", "v3_launch", "v3_stop", "v3_pause", "v3_continue",
+         "v3_reset", "v3_mem", "v3_mem_reset", "v3_save", "v3_load", "v3_send",
+         "v3_receive")
+CONTROL = "v3sim"
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+U64 = (1 << 64) - 1
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+MAX_VMS = 32                      # linux_module/palacios.h
+NAME_MAX = 127                    # strncpy(name, argv, 127) into char[128]
+KERNEL_MAX_ORDER = 11             # Linux MAX_ORDER on x86_64 of that era
+SEED_ORDER = KERNEL_MAX_ORDER - 1 + PAGE_SHIFT   # 4 MiB seed pool per node (order 22)
+SEED_INTERNAL_ORDER = 15          # Palacios' own 32 KiB allocation: observed free=4161536
+PALACIOS_MIN_ALLOC = 64 * 4096    # v3_mem.c
+SYSFS_BLOCK = 128 * MiB           # /sys/devices/system/memory/block_size_bytes (simulated)
+LOW_RAM_TOP = 2 * GiB             # simulated PCI hole 2-4 GiB (q35-like): RAM resumes at 4 GiB
+HIGH_RAM_START = 4 * GiB
+KERNEL_TOP_RESERVED = 12 * MiB    # top of each node's first RAM range holds kernel data
+EXITS_PER_SECOND = 2000           # simulated VM exits per running vcore per second
+BIOS_RESET_RIP = 0xFFF0           # observed rip right after create
+
+VM_INVALID, VM_RUNNING, VM_STOPPED, VM_PAUSED, VM_ERROR, VM_SIMULATING, VM_RESETTING = range(7)
+STATE_NAMES = {VM_INVALID: "INVALID", VM_RUNNING: "running", VM_STOPPED: "stopped",
+               VM_PAUSED: "paused", VM_ERROR: "ERROR", VM_SIMULATING: "simulating"}
+FEATURES = ("checkpoint", "migration")
+CHKPT_STORES = ("DIR", "KEYED_STREAM", "DEBUG")
+CHKPT_FILE = "v3sim-checkpoint.json"
+RULE = "-" * 87
+
+DEFAULT_HOST = {"cpus": 4, "nodes": 1, "memory_mb": 4096, "compiled_block_size": 128 * MiB,
+                "features": [],
+                "boot": {"load": False, "cpu_list": None, "allow_devmem": None, "options": None}}
+
+
+class ToolExit(Exception):
+    """Raised to end a tool run with an exit status (like returning from main)."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------
+# C stdio emulation
+# --------------------------------------------------------------------------------------
+
+class CStdio:
+    """stdout/stderr with the semantics of C stdio in the real tools.
+
+    stdout is line buffered on a terminal and fully buffered (BUFSIZ) otherwise; the
+    buffer is flushed at exit and *lost* when the process dies by a signal -- which is
+    why ``v3_create -b missing.xml`` prints nothing into a pipe (observed).  stderr is
+    unbuffered, so in a merged pipe stderr lines come before the buffered stdout ones.
+    """
+
+    BUFSIZ = 4096
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.tty = os.isatty(1)
+
+    @staticmethod
+    def _bytes(text):
+        return text if isinstance(text, (bytes, bytearray)) else os.fsencode(text)
+
+    @staticmethod
+    def _write(fd, data):
+        while data:
+            try:
+                written = os.write(fd, data)
+            except OSError:
+                return
+            data = data[written:]
+
+    def out(self, text):
+        self.buf += self._bytes(text)
+        if self.tty:
+            cut = self.buf.rfind(b"\n") + 1
+        else:
+            cut = len(self.buf) - len(self.buf) % self.BUFSIZ
+        if cut:
+            self._write(1, bytes(self.buf[:cut]))
+            del self.buf[:cut]
+
+    def err(self, text):
+        self._write(2, self._bytes(text))
+
+    def flush(self):
+        if self.buf:
+            self._write(1, bytes(self.buf))
+            self.buf.clear()
+
+
+IO = CStdio()
+
+
+def die_by_signal(signum=signal.SIGSEGV):
+    """Die like the real tool does on a NULL dereference: by the signal, stdout lost."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)
+    os._exit(128 + signum)
+
+
+# --------------------------------------------------------------------------------------
+# C library parsing helpers (strtol, atoi, atof, getopt) -- the tools' loose parsing
+# --------------------------------------------------------------------------------------
+
+_C_SPACE = " \t\n\v\f\r"
+
+
+def c_strtol(text, base=0, bits=64, signed=True):
+    """strtol/strtoll/strtoull semantics: returns (value, rest)."""
+    i, n = 0, len(text)
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    neg = False
+    if i < n and text[i] in "+-":
+        neg = text[i] == "-"
+        i += 1
+    hexdigits = "0123456789abcdefABCDEF"
+    if base in (0, 16) and text[i:i + 2] in ("0x", "0X") and i + 2 < n and text[i + 2] in hexdigits:
+        base, i = 16, i + 2
+    elif base == 0:
+        base = 8 if text[i:i + 1] == "0" else 10
+    start, value = i, 0
+    while i < n:
+        digit = "0123456789abcdefghijklmnopqrstuvwxyz".find(text[i].lower())
+        if digit < 0 or digit >= base:
+            break
+        value = value * base + digit
+        i += 1
+    if i == start:
+        return 0, text
+    if signed:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        value = -value if neg else value
+        value = max(lo, min(hi, value))
+    else:
+        value = min(value, (1 << bits) - 1)
+        if neg:
+            value = (-value) & ((1 << bits) - 1)
+    return value, text[i:]
+
+
+def c_atoi(text):
+    """atoi(): leading decimal integer, 32-bit wrap like the int the C code stores."""
+    if text is None:
+        return 0
+    value, _ = c_strtol(text, 10, bits=64)
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+_ATOF_RE = re.compile(
+    r"[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])")
+
+
+def c_atof(text):
+    """atof(): the longest numeric prefix (decimal, hex float, inf, nan), else 0.0."""
+    match = _ATOF_RE.match(text.lstrip(_C_SPACE))
+    if not match:
+        return 0.0
+    chunk = match.group(0)
+    body = chunk.lstrip("+-")
+    if body[:2] in ("0x", "0X"):
+        if "p" not in body.lower():
+            chunk += "p0"
+        return float.fromhex(chunk)
+    return float(chunk)
+
+
+def double_to_ull(value):
+    """(unsigned long long)double as gcc does it on x86_64 (UB made deterministic)."""
+    if value != value:                      # NaN -> cvttsd2si "integer indefinite"
+        return 1 << 63
+    if value >= float(1 << 64):
+        return 1 << 63
+    if value >= float(1 << 63):
+        return int(value)
+    if value <= -float(1 << 63):
+        return 1 << 63
+    return int(value) & U64
+
+
+def kstrtoull(text):
+    """Linux kstrtoull(s, 0): whole string (one trailing newline allowed) or None."""
+    s = text[:-1] if text.endswith("\n") else text
+    if s.startswith("+"):
+        s = s[1:]
+    if s[:2] in ("0x", "0X"):
+        base, digits = 16, s[2:]
+    elif s.startswith("0") and len(s) > 1:
+        base, digits = 8, s[1:]
+    else:
+        base, digits = 10, s
+    if not digits:
+        return None
+    try:
+        value = int(digits, base)
+    except ValueError:
+        return None
+    if not all(c.isalnum() for c in digits) or value > U64:
+        return None
+    return value
+
+
+def gnu_getopt(args, optstring):
+    """GNU getopt(3) with argument permutation.
+
+    Yields ``(opt, optarg)`` in order; errors are yielded as ``("?", (optopt, kind))`` with
+    kind ``"unknown"`` or ``"missing"``.  Non-options are collected into the list returned
+    by ``StopIteration.value`` (use :func:`getopt_all`).
+    """
+    positionals = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            positionals.extend(args[i + 1:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            positionals.append(arg)
+            i += 1
+            continue
+        j = 1
+        while j < len(arg):
+            ch = arg[j]
+            pos = optstring.find(ch) if ch != ":" else -1
+            if pos < 0:
+                yield "?", (ch, "unknown")
+                j += 1
+                continue
+            if optstring[pos + 1:pos + 2] == ":":
+                if j + 1 < len(arg):
+                    yield ch, arg[j + 1:]
+                elif i + 1 < len(args):
+                    i += 1
+                    yield ch, args[i]
+                else:
+                    yield "?", (ch, "missing")
+                break
+            yield ch, None
+            j += 1
+        i += 1
+    return positionals
+
+
+def getopt_all(args, optstring):
+    """Run :func:`gnu_getopt` to the end: (list of (opt, arg)), positionals."""
+    gen = gnu_getopt(args, optstring)
+    opts = []
+    while True:
+        try:
+            opts.append(next(gen))
+        except StopIteration as stop:
+            return opts, stop.value
+
+
+# --------------------------------------------------------------------------------------
+# Small file helpers
+# --------------------------------------------------------------------------------------
+
+def atomic_write(path, data, mode=0o644, tmpdir=None):
+    """Write a file atomically: temp file in tmpdir (same filesystem) + rename."""
+    if isinstance(data, str):
+        data = os.fsencode(data)
+    directory = tmpdir or os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".v3sim-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path, default):
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+    except ValueError:
+        return default
+
+
+def dump_json(obj):
+    # ensure_ascii keeps lone surrogates (non-UTF-8 VM names) round-trippable.
+    return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+def hexp(addr):
+    """printk %p of a physical address on Linux < 4.2: 16 zero-padded hex digits."""
+    return "%016x" % (addr & U64)
+
+
+def get_order(size):
+    """Linux get_order(size): smallest order with PAGE_SIZE << order >= size."""
+    pages = max(1, -(-size // PAGE_SIZE))
+    return max(0, (pages - 1).bit_length())
+
+
+def v3_hash_buffer(data):
+    """palacios vmm_hashtable.c v3_hash_buffer (ELF-style hash, 64-bit unsigned long)."""
+    h = 0
+    for i, byte in enumerate(data):
+        h = ((h << 4) + byte + i) & U64
+        top = h & 0xF0000000
+        if top:
+            h ^= top >> 24
+        h &= ~top & U64
+    return h
+
+
+# --------------------------------------------------------------------------------------
+# Simulated hardware: NUMA nodes, RAM ranges, sysfs memory blocks
+# --------------------------------------------------------------------------------------
+
+def node_ranges(host):
+    """Physical RAM ranges per node: nodes laid out in order, RAM below 2 GiB then from 4 GiB."""
+    ranges, cursor = [], 0
+    for _node in range(host["nodes"]):
+        need, mine = host["memory_mb"] * MiB, []
+        while need:
+            if cursor < LOW_RAM_TOP:
+                take = min(need, LOW_RAM_TOP - cursor)
+            else:
+                cursor = max(cursor, HIGH_RAM_START)
+                take = need
+            mine.append((cursor, cursor + take))
+            cursor += take
+            need -= take
+        ranges.append(mine)
+    return ranges
+
+
+def addr_to_node(host, addr):
+    for node, rngs in enumerate(node_ranges(host)):
+        if any(start <= addr < end for start, end in rngs):
+            return node
+    return -1
+
+
+def memory_blocks(host):
+    """[(block number, node)] for every simulated /sys/devices/system/memory/memoryN."""
+    blocks = []
+    for node, rngs in enumerate(node_ranges(host)):
+        for start, end in rngs:
+            blocks.extend((b, node) for b in range(start // SYSFS_BLOCK, end // SYSFS_BLOCK))
+    return sorted(blocks)
+
+
+def seed_addr(host, node):
+    """Where the 4 MiB seed pool of a node lands: 12 MiB below the end of its first range
+    (0x7f400000 on node 0 of a >= 2 GiB host, as observed)."""
+    return node_ranges(host)[node][0][1] - KERNEL_TOP_RESERVED
+
+
+def kernel_reserved(host):
+    """Address ranges the simulated Linux kernel itself occupies (never offlineable)."""
+    regions = [(0, SYSFS_BLOCK)]          # block 0: kernel image, low/DMA memory
+    for node in range(host["nodes"]):
+        top = node_ranges(host)[node][0][1]
+        regions.append((top - KERNEL_TOP_RESERVED, top))   # seed pool + other kernel data
+    return regions
+
+
+def validate_host(host):
+    problems = []
+    if not 1 <= host["cpus"] <= 64:
+        problems.append("--cpus must be between 1 and 64")
+    if not 1 <= host["nodes"] <= 8:
+        problems.append("--nodes must be between 1 and 8")
+    if host["nodes"] > host["cpus"]:
+        problems.append("--nodes cannot exceed --cpus")
+    if host["memory_mb"] < 512 or host["memory_mb"] % 128:
+        problems.append("--memory-mb must be a multiple of 128 and at least 512")
+    cbs = host["compiled_block_size"]
+    if cbs < 4 * MiB or cbs > 64 * GiB or cbs & (cbs - 1):
+        problems.append("--compiled-block-size must be a power of two between 4 MiB and 64 GiB")
+    for feat in host["features"]:
+        if feat not in FEATURES:
+            problems.append("unknown feature %r (known: %s)" % (feat, ", ".join(FEATURES)))
+    if "migration" in host["features"] and "checkpoint" not in host["features"]:
+        problems.append("feature 'migration' needs 'checkpoint' (LIVE_MIGRATION depends on CHECKPOINT)")
+    return problems
+
+
+def cpu_node(host, cpu):
+    """CPUs are split evenly across nodes in ascending order."""
+    return cpu * host["nodes"] // host["cpus"]
+
+
+# --------------------------------------------------------------------------------------
+# The simulated host: state files, lock, kernel log, /proc and /dev
+# --------------------------------------------------------------------------------------
+
+def fresh_kernel(boot_count=1):
+    """Linux kernel state right after a (simulated) boot."""
+    return {"boot_time": time.time(), "boot_count": boot_count, "offline_blocks": [],
+            "module": None}
+
+
+class Sim:
+    """One simulated Palacios host rooted at ``root``."""
+
+    def __init__(self, root):
+        self.root = root
+        self.bin_dir = os.path.join(root, "bin")
+        self.lib_dir = os.path.join(root, "lib")
+        self.state_dir = os.path.join(root, "state")
+        self.tmp_dir = os.path.join(self.state_dir, "tmp")
+        self.proc_dir = os.path.join(root, "proc", "v3vee")
+        self.dev_dir = os.path.join(root, "dev")
+        self.kmsg_path = os.path.join(root, "kmsg.log")
+        self.boot_dir = os.path.join(root, "boot.d")
+        self.host = None
+        self.kernel = None
+        self.faults = None
+
+    # ---- state -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the host lock for a whole read-modify-write (flock on state/lock)."""
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        fd = os.open(os.path.join(self.state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.load()
+            yield self
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load(self):
+        host = read_json(os.path.join(self.state_dir, "host.json"), None) or {}
+        merged = json.loads(json.dumps(DEFAULT_HOST))
+        merged.update({k: v for k, v in host.items() if k != "boot"})
+        merged["boot"].update(host.get("boot", {}))
+        self.host = merged
+        self.kernel = read_json(os.path.join(self.state_dir, "kernel.json"), None) or fresh_kernel()
+        self.faults = read_json(os.path.join(self.state_dir, "faults.json"), {})
+
+    def save_state(self):
+        for name, obj in (("host.json", self.host), ("kernel.json", self.kernel),
+                          ("faults.json", self.faults)):
+            atomic_write(os.path.join(self.state_dir, name), dump_json(obj), tmpdir=self.tmp_dir)
+
+    def commit(self):
+        """Persist state, then make /proc/v3vee and /dev match it (atomic rewrites)."""
+        self.save_state()
+        self.sync_proc()
+        self.sync_dev()
+
+    @property
+    def module(self):
+        return self.kernel["module"]
+
+    # ---- kernel log ----------------------------------------------------------------
+
+    def klog(self, msg, vm=None, pcore=0, raw=False):
+        """Append one dmesg-style line: ``[%12.6f] palacios (pcore N[ vm NAME]): msg``."""
+        stamp = max(0.0, time.time() - self.kernel["boot_time"])
+        if raw:
+            line = "[%12.6f] %s" % (stamp, msg)
+        elif vm is not None:
+            line = "[%12.6f] palacios (pcore %d vm %s): %s" % (stamp, pcore, vm, msg)
+        else:
+            line = "[%12.6f] palacios (pcore %d): %s" % (stamp, pcore, msg)
+        fd = os.open(self.kmsg_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, os.fsencode(line + "\n"))
+        finally:
+            os.close(fd)
+
+    # ---- faults --------------------------------------------------------------------
+
+    def take_fault(self, tool, kinds):
+        """Consume one pending fault of ``kinds`` for ``tool`` (caller holds the lock)."""
+        queue = self.faults.get(tool) or []
+        for fault in queue:
+            if fault["kind"] in kinds:
+                fault["count"] -= 1
+                if fault["count"] <= 0:
+                    queue.remove(fault)
+                if not queue:
+                    self.faults.pop(tool, None)
+                self.save_state()
+                return fault
+        return None
+
+    def kernel_refuses(self, tool, what):
+        """An injected ``refuse`` fault: the kernel turns the operation down."""
+        if self.take_fault(tool, ("refuse",)):
+            self.klog("v3sim fault injection: refusing %s" % what)
+            return True
+        return False
+
+    # ---- device nodes --------------------------------------------------------------
+
+    def device(self, path):
+        """What opening ``path`` O_RDONLY reaches: ("ctrl",), ("vm", slot), ("other",) or
+        None when the open fails.  ``/dev/X`` means ``<root>/dev/X`` (simulator contract)."""
+        full = os.path.abspath(path) if path else path
+        if not full:
+            return None
+        if full == "/dev" or full.startswith("/dev/"):
+            full = os.path.join(self.dev_dir, full[len("/dev/"):])
+        try:
+            fd = os.open(full, os.O_RDONLY)
+            os.close(fd)
+        except OSError:
+            return None
+        real = os.path.realpath(full)
+        if os.path.dirname(real) == os.path.realpath(self.dev_dir):
+            base = os.path.basename(real)
+            if base == "v3vee":
+                return ("ctrl",)
+            if base.startswith("v3-vm") and base[5:].isdigit():
+                slot = int(base[5:])
+                if self.module and str(slot) in self.module["vms"]:
+                    return ("vm", slot)
+        return ("other",)
+
+    def sync_dev(self):
+        os.makedirs(self.dev_dir, exist_ok=True)
+        wanted = set()
+        if self.module:
+            wanted.add("v3vee")
+            wanted.update("v3-vm%s" % slot for slot in self.module["vms"])
+        for name in os.listdir(self.dev_dir):
+            if (name == "v3vee" or name.startswith("v3-vm")) and name not in wanted:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.dev_dir, name))
+        for name in wanted:
+            path = os.path.join(self.dev_dir, name)
+            if not os.path.exists(path):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.fchmod(fd, 0o600)
+                os.close(fd)
+
+    # ---- /proc/v3vee ---------------------------------------------------------------
+
+    def sync_proc(self):
+        if not self.module:
+            if os.path.isdir(self.proc_dir):
+                for name in os.listdir(self.proc_dir):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.proc_dir, name))
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.proc_dir)
+            return
+        os.makedirs(self.proc_dir, exist_ok=True)
+        files = {"v3-guests": render_guests(self), "v3-guests-details": render_details(self),
+                 "v3-info": render_info(self)}
+        for zone in self.module["zones"]:
+            files["v3-mem%d" % zone["node"]] = render_mem(zone)
+        for name in os.listdir(self.proc_dir):
+            if name not in files:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.proc_dir, name))
+        for name, text in files.items():
+            atomic_write(os.path.join(self.proc_dir, name), text, mode=0o444, tmpdir=self.tmp_dir)
+
+    # ---- convenience -----------------------------------------------------------------
+
+    def runtime_block(self):
+        return self.module["runtime_block"]
+
+    def vm(self, slot):
+        return self.module["vms"].get(str(slot))
+
+
+# --------------------------------------------------------------------------------------
+# /proc renderers (linux_module/main.c, buddy.c) -- byte-exact layouts
+# --------------------------------------------------------------------------------------
+
+def vm_regions(vm):
+    return len(vm["regions"])
+
+
+def vcore_now(core):
+    """Exits and rip of a vcore at this instant: a running vcore accrues exits and its
+    rip wanders through the BIOS; a stopped or paused one is frozen."""
+    if core.get("run_since") is None:
+        return core["exits"], core["rip"]
+    exits = core["exits"] + int((time.time() - core["run_since"]) * EXITS_PER_SECOND)
+    if exits == core["exits"]:
+        return exits, core["rip"]
+    return exits, 0xF0000 + ((exits * 2654435761) & 0xFFFF)
+
+
+def freeze_vcores(vm):
+    for core in vm["vcores"]:
+        core["exits"], core["rip"] = vcore_now(core)
+        core["run_since"] = None
+
+
+def render_guests(sim):
+    lines = []
+    for slot in sorted(sim.module["vms"], key=int):
+        vm = sim.module["vms"][slot]
+        state = STATE_NAMES.get(vm["state"], "UNKNOWN")
+        lines.append("%s\t/dev/v3-vm%s\t%s\t%d vcores\t%d regions\t%d mem\t%s\n" % (
+            vm["name"], slot, state, len(vm["vcores"]), vm_regions(vm), vm["mem_bytes"], "general"))
+    return "".join(lines)
+
+
+def render_details(sim):
+    out = []
+    for slot in sorted(sim.module["vms"], key=int):
+        vm = sim.module["vms"][slot]
+        state = STATE_NAMES.get(vm["state"], "UNKNOWN")
+        ncores, nregions = len(vm["vcores"]), vm_regions(vm)
+        out.append(RULE + "\n")
+        out.append("Entry:        %s\n" % slot)
+        out.append("Name:         %s\n" % vm["name"])
+        out.append("Device:       /dev/v3-vm%s\n" % slot)
+        out.append("Type:         general\n")
+        out.append("State:        %s\n" % state)
+        out.append("Cores:        %d (%d shown)\n" % (ncores, min(ncores, 1024)))
+        out.append("Regions:      %d (%d shown)\n" % (nregions, min(nregions, 1024)))
+        out.append("Memsize:      %d (%d ROS)\n" % (vm["mem_bytes"], vm["mem_bytes"]))
+        out.append("\nCore States\n")
+        for idx, core in enumerate(vm["vcores"][:1024]):
+            exits, rip = vcore_now(core)
+            out.append("   vcore %d %s on pcore %d %d exits rip=0x%s %s %s %s \n" % (
+                idx, core["state"], core["pcore"], exits, hexp(rip), core["cpu_mode"],
+                core["mem_mode"], core["paging"]))
+        out.append("\nMemory Regions\n")
+        block = vm["region_size"]
+        for idx, (hpa, node) in enumerate(vm["regions"][:1024]):
+            out.append("   region %d has HPAs 0x%016x-0x%016x (node %d) GPA 0x%016x  \n" % (
+                idx, hpa, hpa + block, node, idx * block))
+        out.append(RULE + "\n")
+    return "".join(out)
+
+
+def render_info(sim):
+    host = sim.host
+    cpus, nodes = host["cpus"], host["nodes"]
+    out = ["kernel MAX_ORDER:\t%d\n" % KERNEL_MAX_ORDER,
+           "number of nodes:\t%d\n" % nodes,
+           "number of cpus: \t%d\n" % cpus,
+           "\n",
+           "palacios compiled mem_block_size:\t%d\n" % host["compiled_block_size"],
+           "palacios run-time mem_block_size:\t%d\n" % sim.module["runtime_block"],
+           "\n",
+           "CPU to node mappings\n"]
+    out.extend("cpu %d -> node %d\n" % (c, cpu_node(host, c)) for c in range(cpus))
+    out.append("\nNode to node distances\n")
+
+    def table(count, dist):
+        rows = ["".join("   \t%2d" % c for c in range(count)) + "\n"]
+        for r in range(count):
+            rows.append("%2d " % r + "".join("\t%2d" % dist(r, c) for c in range(count)) + "\n")
+        return rows
+
+    node_dist = lambda a, b: 10 if a == b else 20  # noqa: E731 -- ACPI SLIT local/remote
+    out.extend(table(nodes, node_dist))
+    out.append("\nCPU to CPU distances\n")
+    out.extend(table(cpus, lambda a, b: node_dist(cpu_node(host, a), cpu_node(host, b))))
+    return "".join(out)
+
+
+def render_mem(zone):
+    out = ["DUMP OF BUDDY MEMORY ZONE:\n",
+           "  Zone Max Order=%d, Min Order=%d\n" % (zone["max_order"], PAGE_SHIFT)]
+    for order in range(PAGE_SHIFT, zone["max_order"] + 1):
+        out.append("  order %2d: %d free blocks\n" % (order, len(zone["free"][str(order)])))
+    out.append(" %d memory pools\n" % len(zone["pools"]))
+    for pool in sorted(zone["pools"], key=lambda p: p["base"]):
+        out.append("    Base Addr=%s, order=%d, size=%d, free=%d\n" % (
+            hexp(pool["base"]), pool["order"], 1 << pool["order"], pool_free(zone, pool)))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# Palacios buddy allocator (linux_module/buddy.c): one zone per NUMA node
+# --------------------------------------------------------------------------------------
+
+def new_zone(node, compiled_block_size):
+    max_order = get_order(compiled_block_size) + PAGE_SHIFT
+    return {"node": node, "max_order": max_order, "pools": [],
+            "free": {str(o): [] for o in range(PAGE_SHIFT, max_order + 1)}}
+
+
+def find_pool(zone, addr):
+    for pool in zone["pools"]:
+        if pool["base"] <= addr < pool["base"] + (1 << pool["order"]):
+            return pool
+    return None
+
+
+def pool_free(zone, pool):
+    end = pool["base"] + (1 << pool["order"])
+    return sum(1 << int(order) for order, addrs in zone["free"].items()
+               for a in addrs if pool["base"] <= a < end)
+
+
+def buddy_add_pool(sim, zone, base, order, kind, meta=None):
+    if order > zone["max_order"]:
+        sim.klog("Pool order size is larger than max allowable zone size (pool_order=%d) "
+                 "(max_order=%d)" % (order, zone["max_order"]))
+        return False
+    if order < PAGE_SHIFT:
+        sim.klog("Pool order is smaller than min allowable zone size (pool_order=%d) "
+                 "(min_order=%d)" % (order, PAGE_SHIFT))
+        return False
+    end = base + (1 << order)
+    for pool in zone["pools"]:
+        if base < pool["base"] + (1 << pool["order"]) and pool["base"] < end:
+            sim.klog("Error: Could not insert mempool into zone")
+            return False
+    zone["pools"].append({"base": base, "order": order, "kind": kind, "meta": meta or {}})
+    zone["free"][str(order)].insert(0, base)      # list_add: new free block at the head
+    return True
+
+
+def buddy_alloc(zone, order, skip_seed=True):
+    """First block of the smallest sufficient order (free lists are LIFO), split down."""
+    order = max(order, PAGE_SHIFT)
+    for j in range(order, zone["max_order"] + 1):
+        lst = zone["free"][str(j)]
+        for idx, addr in enumerate(lst):
+            pool = find_pool(zone, addr)
+            # Modelling choice: guest memory never comes from the 4 MiB seed pool.
+            if skip_seed and pool["kind"] == "seed":
+                continue
+            lst.pop(idx)
+            while j > order:
+                j -= 1
+                zone["free"][str(j)].insert(0, addr + (1 << j))
+            return addr
+    return None
+
+
+def buddy_free(sim, zone, addr, order):
+    pool = find_pool(zone, addr)
+    if pool is None or order > pool["order"]:
+        sim.klog("Attempted to free an invalid page address (%s) - pool=%s order=%d"
+                 % (hexp(addr), hexp(0), order))
+        return
+    while order < pool["order"]:
+        buddy = pool["base"] + ((addr - pool["base"]) ^ (1 << order))
+        lst = zone["free"][str(order)]
+        if buddy not in lst:
+            break
+        lst.remove(buddy)
+        addr = min(addr, buddy)
+        order += 1
+    zone["free"][str(order)].insert(0, addr)
+
+
+def buddy_remove_pool(sim, zone, addr):
+    """Unforced removal: the pool's whole top-order block must be free."""
+    pool = find_pool(zone, addr)
+    if pool is None:
+        sim.klog("Could not find mempool with base address (%s)" % hexp(addr))
+        return None
+    top = zone["free"][str(pool["order"])]
+    if pool["base"] not in top:
+        sim.klog("Trying to remove an in use memory pool")
+        return None
+    top.remove(pool["base"])
+    zone["pools"].remove(pool)
+    return pool
+
+
+def zone_of(sim, node):
+    for zone in sim.module["zones"]:
+        if zone["node"] == node:
+            return zone
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Simulated Linux: memory hot-remove state and kernel page allocation
+# --------------------------------------------------------------------------------------
+
+def kernel_pool_ranges(sim):
+    ranges = []
+    if sim.module:
+        for zone in sim.module["zones"]:
+            for pool in zone["pools"]:
+                if pool["kind"] in ("REQUESTED", "REQUESTED32"):
+                    ranges.append((pool["base"], pool["base"] + (1 << pool["order"])))
+    return ranges
+
+
+def block_removable(sim, block):
+    """sysfs memoryN/removable: 0 for blocks holding kernel data (block 0, the top 12 MiB
+    of each node's first range) or pages Palacios got from the kernel (v3_mem -k)."""
+    start, end = block * SYSFS_BLOCK, (block + 1) * SYSFS_BLOCK
+    for lo, hi in kernel_reserved(sim.host) + kernel_pool_ranges(sim):
+        if lo < end and start < hi:
+            return False
+    return True
+
+
+def kernel_alloc_pages(sim, node, order, dma32):
+    """alloc_pages_node(): highest free naturally aligned chunk of the node (Linux cannot
+    allocate order >= MAX_ORDER)."""
+    if order >= KERNEL_MAX_ORDER:
+        return None
+    if node < 0:
+        node = 0            # numa_mem_id() of the CPU running v3_mem: simulated as CPU 0
+    if node >= sim.host["nodes"]:
+        return None
+    size = PAGE_SIZE << order
+    busy = kernel_reserved(sim.host) + kernel_pool_ranges(sim)
+    offline = set(sim.kernel["offline_blocks"])
+    for start, end in reversed(node_ranges(sim.host)[node]):
+        cand = (end - size) // size * size
+        while cand >= start:
+            ok = not (dma32 and cand + size > 1 << 32)
+            ok = ok and not any(lo < cand + size and cand < hi for lo, hi in busy)
+            ok = ok and not any(b in offline for b in range(cand // SYSFS_BLOCK,
+                                                               (cand + size - 1) // SYSFS_BLOCK + 1))
+            if ok:
+                return cand
+            cand -= size
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# XML: an ezxml look-alike (linux_usr/ezxml.c for v3_create -b, vmm_xml.c in the kernel)
+# --------------------------------------------------------------------------------------
+
+class XNode:
+    """An element as ezxml sees it: name, ordered attributes, text, children, tail."""
+
+    __slots__ = ("name", "attrs", "text", "tail", "children")
+
+    def __init__(self, name, attrs):
+        self.name, self.attrs = name, attrs
+        self.text, self.tail, self.children = "", "", []
+
+    def attr(self, key):
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return None
+
+    def set_attr(self, key, value):
+        """ezxml_set_attr_d: replace in place, else append."""
+        for pair in self.attrs:
+            if pair[0] == key:
+                pair[1] = value
+                return
+        self.attrs.append([key, value])
+
+    def child(self, name):
+        return next((c for c in self.children if c.name == name), None)
+
+    def children_named(self, name):
+        return [c for c in self.children if c.name == name]
+
+    def walk(self):
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+def xml_parse(data):
+    """Parse XML bytes: (root XNode, None) or (None, ezxml-style error text).  Comments,
+    processing instructions and text outside the root element are dropped, as ezxml does."""
+    parser = xml.parsers.expat.ParserCreate()
+    parser.ordered_attributes = True
+    parser.buffer_text = True
+    stack, holder = [], []
+
+    def start(name, attrs):
+        node = XNode(name, [[attrs[i], attrs[i + 1]] for i in range(0, len(attrs), 2)])
+        if stack:
+            stack[-1].children.append(node)
+        else:
+            holder.append(node)
+        stack.append(node)
+
+    def end(_name):
+        stack.pop()
+
+    def chars(text):
+        if stack:
+            cur = stack[-1]
+            if cur.children:
+                cur.children[-1].tail += text
+            else:
+                cur.text += text
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as exc:
+        return None, "[error near line %d]: %s" % (exc.lineno, xml.parsers.expat.ErrorString(exc.code))
+    if not holder:
+        return None, "[error near line 1]: root tag missing"
+    return holder[0], None
+
+
+def xml_amp(text, attr):
+    """ezxml_ampencode."""
+    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"}
+    if attr:
+        table.update({'"': "&quot;", "\n": "&#xA;", "\t": "&#x9;"})
+    return "".join(table.get(c, c) for c in text)
+
+
+def xml_serialize(node):
+    """ezxml_toxml: double-quoted attributes, no self-closing tags, no declaration."""
+    parts = ["<", node.name]
+    for key, value in node.attrs:
+        parts += [" ", key, '="', xml_amp(value, True), '"']
+    parts += [">", xml_amp(node.text, False)]
+    for child in node.children:
+        parts += [xml_serialize(child), xml_amp(child.tail, False)]
+    parts += ["</", node.name, ">"]
+    return "".join(parts)
+
+
+def user_get_val(node, tag):
+    """linux_usr/v3_create.c get_val: (value, duplicate-error-text-or-None)."""
+    attrib, child = node.attr(tag), node.child(tag)
+    if attrib is not None and child is not None:
+        return None, "Invalid Cfg file: Duplicate value for %s (attr=%s, txt=%s)\n" % (tag, attrib, child.text)
+    return (attrib if attrib is not None else (child.text if child is not None else "")), None
+
+
+def cfg_val(node, tag, errors=None):
+    """palacios vmm_config.c v3_cfg_val: attribute or child text; "" means absent."""
+    if node is None:
+        return None
+    attrib, child = node.attr(tag), node.child(tag)
+    if attrib is not None and child is not None:
+        if errors is not None:
+            errors.append((False, "Duplicate Configuration parameters present for %s" % tag))
+        return None
+    if attrib is not None:
+        return attrib
+    text = child.text if child is not None else ""
+    return text or None
+
+
+# --------------------------------------------------------------------------------------
+# Guest image format (linux_usr/v3_create.c build_image, palacios vmm_config.c parse_config)
+# --------------------------------------------------------------------------------------
+
+COOKIE_V0 = b"v3vee\0\0\0"
+COOKIE_V1 = b"v3vee\0\0\1"
+
+
+def pack_image(xml_bytes, blobs, pad_headers):
+    """Version-1 image: cookie, u32 xml length, xml, 8 zero bytes, u64 file count,
+    24-byte {u32 index; u32 size; u64 offset; u64 hash} per file, 8 zero bytes, data.
+    ``pad_headers`` reproduces v3_create's over-allocation (128 bytes per file header,
+    the excess being zero padding at the end) so the reported size matches the tool."""
+    head = COOKIE_V1 + struct.pack("<I", len(xml_bytes)) + xml_bytes + b"\0" * 8
+    head += struct.pack("<Q", len(blobs))
+    offset = len(head) + 24 * len(blobs) + 8
+    table = b""
+    for index, blob in enumerate(blobs):
+        table += struct.pack("<IIQQ", index, len(blob), offset, v3_hash_buffer(blob))
+        offset += len(blob)
+    image = head + table + b"\0" * 8 + b"".join(blobs)
+    if pad_headers:
+        image += b"\0" * ((128 - 24) * len(blobs))
+    return image
+
+
+def kernel_parse_image(img):
+    """parse_config(): ({"root": XNode|None, "files": {...}}, []) or (None, [messages])."""
+    if img[:8] == COOKIE_V0:
+        version, hdr_size = 0, 16
+    elif img[:8] == COOKIE_V1:
+        version, hdr_size = 1, 24
+    else:
+        return None, ["Invalid Configuration Header Or Unknown Version"]
+    if len(img) < 12:
+        return None, ["v3sim: image truncated after the header"]
+    (xml_len,) = struct.unpack_from("<I", img, 8)
+    if 12 + xml_len + 16 > len(img):
+        return None, ["v3sim: image XML length %d runs past the image end" % xml_len]
+    xml_bytes = img[12:12 + xml_len].split(b"\0", 1)[0]
+    root, _err = xml_parse(xml_bytes)      # the kernel does not check parse errors
+    table = 12 + xml_len + 8
+    (num_files,) = struct.unpack_from("<Q", img, table)
+    files = {}
+    for node in (root.child("files").children_named("file")
+                 if root is not None and root.child("files") is not None else []):
+        errors = []
+        file_id = cfg_val(node, "id", errors) or ""
+        idx = c_atoi(cfg_val(node, "index", errors))
+        at = table + 8 + idx * hdr_size
+        if idx < 0 or idx >= num_files or at + hdr_size > len(img):
+            return None, ["v3sim: file index %d outside the image file table" % idx]
+        _index, size, offset = struct.unpack_from("<IIQ", img, at)
+        if offset + size > len(img):
+            return None, ["v3sim: file %s data runs past the image end" % file_id]
+        data = img[offset:offset + size]
+        if version == 1:
+            (want,) = struct.unpack_from("<Q", img, at + 16)
+            got = v3_hash_buffer(data)
+            if got != want:
+                return None, ["File data corrupted! (orig hash=0x%x, new=0x%x" % (want, got)]
+        files[file_id] = {"size": size}
+    return {"root": root, "files": files, "version": version}, []
+
+
+# --------------------------------------------------------------------------------------
+# Kernel: VM lifecycle (linux_module/main.c + vm.c, palacios vmm.c / vmm_config.c)
+# --------------------------------------------------------------------------------------
+
+def available_cpus(sim):
+    return sim.module["cpus"]
+
+
+def allocate_guest_memory(sim, vm_mem, block):
+    """v3_init_mem_map: ceil(mem/block) base regions, each one buddy block of the
+    run-time block size, from the zone of the CPU running v3_create (CPU 0 -> node 0)."""
+    zone = zone_of(sim, cpu_node(sim.host, 0))
+    if vm_mem <= 0 or block <= 0:
+        return None
+    count = -(-vm_mem // block)
+    order = get_order(block) + PAGE_SHIFT
+    if order > zone["max_order"] or count > 1 << 20:
+        return None
+    got = []
+    for _ in range(count):
+        addr = buddy_alloc(zone, order)
+        if addr is None:
+            for hpa in got:
+                buddy_free(sim, zone, hpa, order)
+            return None
+        got.append(addr)
+    return [[hpa, zone["node"]] for hpa in got]
+
+
+def configure_guest(sim, img, name):
+    """v3_create_vm + v3_config_guest.  Returns (vm dict, []) or (None, [(scoped, msg)])."""
+    cfg, msgs = kernel_parse_image(img)
+    if cfg is None:
+        return None, [(False, m) for m in msgs] + [(False, "Could not parse configuration")]
+    root, errors = cfg["root"], []
+    cores = root.child("cores") if root is not None else None
+    if cores is None:
+        return None, [(False, "Could not find core configuration (new config format required)")]
+    ncores = c_atoi(cfg_val(cores, "count", errors))
+    if ncores <= 0:      # 0 is the real check; negative counts are treated the same here
+        return None, errors + [(False, "No cores specified in configuration")]
+    if ncores > 1024:
+        return None, errors + [(False, "Could not allocate %d core guest" % ncores)]
+    mem_str = cfg_val(root, "memory", errors)
+    if mem_str is None:
+        return None, errors + [(False, "Memory is a required configuration parameter"),
+                               (True, "Error in preconfiguration")]
+    vm_class = cfg_val(root, "class", errors)
+    if vm_class is None or vm_class.lower() != "pc":
+        return None, errors + [(False, "Invalid VM class"), (True, "Error in preconfiguration")]
+    mem_bytes = (c_atoi(mem_str) * MiB) & U64
+    block = sim.runtime_block()
+    regions = allocate_guest_memory(sim, mem_bytes, block)
+    if regions is None:
+        return None, errors + [(True, "Could not allocate guest memory"),
+                               (False, "Failed to initialize VM"),
+                               (True, "Error in preconfiguration")]
+    pg_mode = cfg_val(root.child("paging"), "mode", errors)
+    paging = "shadow"
+    if pg_mode is not None and pg_mode.lower() == "nested":
+        paging = "nested"             # the simulated CPU has nested paging (SVM rev3 / EPT)
+    elif pg_mode is not None and pg_mode.lower() != "shadow":
+        errors.append((True, "Invalid paging mode (%s) specified in configuration. "
+                             "Defaulting to shadow paging" % pg_mode))
+    core_cfgs = cores.children_named("core")
+    vcores = []
+    for idx in range(ncores):
+        target = cfg_val(core_cfgs[idx], "target_cpu") if idx < len(core_cfgs) else None
+        vcores.append({"state": "stopped", "pcore": 0, "exits": 0, "rip": BIOS_RESET_RIP,
+                       "cpu_mode": "real", "mem_mode": "physical", "paging": paging,
+                       "target_cpu": target, "run_since": None})
+    vm = {"name": name, "state": VM_STOPPED, "mem_bytes": mem_bytes, "regions": regions,
+          "region_size": block, "region_order": get_order(block) + PAGE_SHIFT,
+          "vcores": vcores, "image_size": len(img), "created": time.time(), "restored_from": None}
+    return vm, errors
+
+
+def kernel_create(sim, tool, img, name_arg):
+    """ioctl 12 V3_CREATE_GUEST: returns the slot, or -1."""
+    mod = sim.module
+    slot = next((i for i in range(MAX_VMS) if str(i) not in mod["vms"]), None)
+    if slot is None:
+        sim.klog("Palacios Error: Too many VMs are currently running")
+        return -1
+    if sim.kernel_refuses(tool, "V3_CREATE_GUEST"):
+        return -1
+    sim.klog("Palacios: Creating V3 Guest...")
+    name = os.fsdecode(os.fsencode(name_arg)[:NAME_MAX])
+    vm, msgs = configure_guest(sim, img, name)
+    for scoped, msg in msgs:
+        sim.klog(msg, vm=name if scoped else None)
+    if vm is None:
+        sim.klog("palacios: failed to create vm")
+        sim.klog("Palacios: Error creating guest")
+        return -1
+    mod["vms"][str(slot)] = vm
+    return slot
+
+
+def kernel_free(sim, tool, idx):
+    """ioctl 13 V3_FREE_GUEST (argument = index as unsigned long)."""
+    signed = idx - (1 << 64) if idx >= 1 << 63 else idx
+    if idx >= MAX_VMS:
+        sim.klog("Invalid VM index: %d" % signed)
+        return -1
+    vm = sim.vm(idx)
+    if vm is None:
+        sim.klog("No VM at index %d" % signed)
+        return -1
+    if sim.kernel_refuses(tool, "V3_FREE_GUEST"):
+        return -1
+    if vm["state"] not in (VM_STOPPED, VM_ERROR):
+        sim.klog("Tried to Free VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
+        sim.klog("Cannot free guest at index %d" % signed)
+        return -1
+    release_vm(sim, idx)
+    return 0
+
+
+def release_vm(sim, slot):
+    vm = sim.module["vms"].pop(str(slot))
+    for hpa, node in vm["regions"]:
+        zone = zone_of(sim, node)
+        if zone is not None:
+            buddy_free(sim, zone, hpa, vm["region_order"])
+
+
+def map_vcores(sim, vm):
+    """default_mapper_admit: highest vcore first onto the available CPUs in ascending
+    order; an explicit target_cpu must be available.  Returns an error list or []."""
+    avail = set(available_cpus(sim))
+    i, vcore_id, pcores = 0, len(vm["vcores"]) - 1, {}
+    while vcore_id >= 0 and i <= 64:
+        target = vm["vcores"][vcore_id]["target_cpu"]
+        core_idx = c_atoi(target) & 0xFFFFFFFF if target is not None else i
+        if core_idx not in avail:
+            errs = ["Logical CPU %d not available for virtual core %d; not started" % (core_idx, vcore_id)]
+            if target is not None:
+                return errs + ["CPU was specified explicitly (%d). HARD ERROR" % core_idx]
+            i += 1
+            continue
+        pcores[vcore_id] = core_idx
+        vcore_id -= 1
+        if target is None:
+            i += 1
+    if vcore_id >= 0:
+        return ["Attempted to start a VM with too many cores"]
+    for idx, pcore in pcores.items():
+        vm["vcores"][idx]["pcore"] = pcore
+    return []
+
+
+def kernel_launch(sim, tool, slot):
+    """ioctl 25 V3_VM_LAUNCH: stopped -> running.  A VM stopped after running resumes
+    (observed on real Palacios: new vcore threads continue where they stopped)."""
+    vm = sim.vm(slot)
+    if sim.kernel_refuses(tool, "V3_VM_LAUNCH"):
+        return -1
+    if vm["state"] != VM_STOPPED:
+        sim.klog("VM has already been launched (state=%d)" % vm["state"], vm=vm["name"])
+        return -1
+    avail = available_cpus(sim)
+    if len(vm["vcores"]) > len(avail):
+        sim.klog("Attempted to start a VM with too many cores (vm->num_cores = %d, avail_cores = %d, "
+                 "MAX=%d)" % (len(vm["vcores"]), len(avail), sim.host["cpus"]), vm=vm["name"])
+        return -1
+    errs = map_vcores(sim, vm)
+    if errs:
+        for msg in errs:
+            sim.klog(msg, vm=vm["name"])
+        return -1
+    sim.klog("V3 --  Starting VM (%d cores)" % len(vm["vcores"]), vm=vm["name"])
+    now = time.time()
+    for idx, core in enumerate(vm["vcores"]):
+        sim.klog("Starting virtual core %d on logical core %d" % (idx, core["pcore"]), vm=vm["name"])
+        core["state"], core["run_since"] = "running", now
+    vm["state"] = VM_RUNNING
+    return 0
+
+
+def kernel_stop(sim, tool, slot):
+    """ioctl 26 V3_VM_STOP: running/simulating -> stopped; the handler always returns 0."""
+    vm = sim.vm(slot)
+    if sim.kernel_refuses(tool, "V3_VM_STOP"):
+        return 0
+    if vm["state"] not in (VM_RUNNING, VM_SIMULATING):
+        sim.klog("Tried to stop VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
+        return 0
+    freeze_vcores(vm)
+    for core in vm["vcores"]:
+        core["state"] = "stopped"
+    vm["state"] = VM_STOPPED
+    return 0
+
+
+def kernel_pause(sim, tool, slot):
+    """ioctl 23: running -> paused (vcores wait at a barrier, still 'running')."""
+    vm = sim.vm(slot)
+    if sim.kernel_refuses(tool, "V3_VM_PAUSE"):
+        return 0
+    if vm["state"] != VM_RUNNING:
+        sim.klog("Tried to pause a VM that was not running", vm=vm["name"])
+        return 0
+    freeze_vcores(vm)
+    vm["state"] = VM_PAUSED
+    return 0
+
+
+def kernel_continue(sim, tool, slot):
+    """ioctl 24: paused -> running."""
+    vm = sim.vm(slot)
+    if sim.kernel_refuses(tool, "V3_VM_CONTINUE"):
+        return 0
+    if vm["state"] != VM_PAUSED:
+        sim.klog("Tried to continue a VM that was not paused", vm=vm["name"])
+        return 0
+    now = time.time()
+    for core in vm["vcores"]:
+        core["run_since"] = now
+    vm["state"] = VM_RUNNING
+    return 0
+
+
+def kernel_reset(sim, tool, slot, rtype, first, num):
+    """ioctl 40 V3_VM_RESET: only a running VM; 'all' for general VMs (HVM is not
+    simulated, so 'hrt'/'ros' are always refused); the VM passes through 'resetting'
+    back to 'running' instantly."""
+    vm = sim.vm(slot)
+    if sim.kernel_refuses(tool, "V3_VM_RESET"):
+        return -1
+    if vm["state"] != VM_RUNNING:
+        sim.klog("Attempt to reset VM in state %d (must be in running state)" % vm["state"], vm=vm["name"])
+        return -1
+    ncores = len(vm["vcores"])
+    if rtype in ("hrt", "ros"):
+        sim.klog("Cannot reset %s cores of a non-HVM VM" % rtype.upper(), vm=vm["name"])
+        return -1
+    if rtype == "range":
+        if first >= ncores or num == 0 or first + num > ncores:
+            sim.klog("Invalid core range for reset (%u-%u)" % (first, first + num - 1), vm=vm["name"])
+            return -1
+        cores = range(first, first + num)
+    else:
+        cores = range(ncores)
+    now = time.time()
+    for idx in cores:
+        core = vm["vcores"][idx]
+        core["exits"], _rip = vcore_now(core)
+        core.update(rip=BIOS_RESET_RIP, cpu_mode="real", mem_mode="physical", run_since=now)
+    sim.klog("Reset of VM cores %d-%d done" % (cores[0], cores[-1]), vm=vm["name"])
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# Kernel: memory (linux_module/mm.c, buddy.c)
+# --------------------------------------------------------------------------------------
+
+REGION_TYPES = {0: "PREALLOCATED", 1: "REQUESTED", 2: "REQUESTED32"}
+
+
+def kernel_add_memory(sim, tool, rtype, node, base, num_pages):
+    """ioctl 50 V3_ADD_MEMORY -> 0 or -1."""
+    if sim.kernel_refuses(tool, "V3_ADD_MEMORY"):
+        return -1
+    if num_pages * PAGE_SIZE < sim.host["compiled_block_size"]:
+        sim.klog("Allocating a memory pool smaller than the Palacios block size - may not be useful")
+    if num_pages & (num_pages - 1):
+        # The message says "down"; the code rounds up (observed).
+        sim.klog("Allocating a memory pool that is not a power of two - it will be rounded down!")
+        num_pages = 1 << num_pages.bit_length()
+    num_pages = max(num_pages, 1)
+    kind = REGION_TYPES[rtype]
+    page_order = num_pages.bit_length() - 1
+    if kind != "PREALLOCATED":
+        base = kernel_alloc_pages(sim, node, page_order, kind == "REQUESTED32")
+        if base is None:
+            sim.klog("Unable to satisfy allocation request")
+            return -1
+    owner = addr_to_node(sim.host, base)
+    if owner < 0:
+        sim.klog("Error locating node for addr %s" % hexp(base))
+        return -1
+    if not buddy_add_pool(sim, zone_of(sim, owner), base, page_order + PAGE_SHIFT, kind):
+        sim.klog("ALERT ALERT ALERT Unable to add pool to buddy allocator...")
+        return -1
+    return 0
+
+
+def kernel_remove_memory(sim, tool, addr):
+    """ioctl 52 V3_REMOVE_MEMORY: remove the (wholly free) pool containing addr."""
+    if sim.kernel_refuses(tool, "V3_REMOVE_MEMORY"):
+        return -1
+    node = addr_to_node(sim.host, addr)
+    pool = buddy_remove_pool(sim, zone_of(sim, node), addr) if node >= 0 else None
+    if node < 0:
+        sim.klog("Could not find mempool with base address (%s)" % hexp(addr))
+    if pool is None:
+        sim.klog("Cannot remove memory at base address 0x%s because it is in use" % hexp(addr))
+        sim.klog("Error removing memory from Palacios")
+        return -1
+    return 0
+
+
+def kernel_reset_memory(sim, tool):
+    """ioctl 51 V3_RESET_MEMORY: all zones destroyed (kernel pages freed, offlined memory
+    left offline, VMs' memory pulled from under them), fresh seed pools."""
+    if sim.kernel_refuses(tool, "V3_RESET_MEMORY"):
+        return -1
+    sim.module["zones"] = make_zones(sim)
+    return 0
+
+
+def make_zones(sim):
+    zones = []
+    for node in range(sim.host["nodes"]):
+        zone = new_zone(node, sim.host["compiled_block_size"])
+        sim.klog("Zone initialized, Adding seed region (order=%d)" % SEED_ORDER, raw=True)
+        buddy_add_pool(sim, zone, seed_addr(sim.host, node), SEED_ORDER, "seed")
+        buddy_alloc(zone, SEED_INTERNAL_ORDER, skip_seed=False)   # Palacios' own use
+        zones.append(zone)
+    return zones
+
+
+# --------------------------------------------------------------------------------------
+# Kernel: module load / unload (linux_module/main.c v3_init / v3_exit)
+# --------------------------------------------------------------------------------------
+
+def kstrtoint(text):
+    """param_set_int / kstrtoint(s, 0): signed 32-bit or None."""
+    neg = text.startswith("-")
+    value = kstrtoull(text[1:] if neg else text)
+    if value is None:
+        return None
+    value = -value if neg else value
+    return value if -(1 << 31) <= value < (1 << 31) else None
+
+
+def parse_module_options(raw):
+    """palacios vmm_options.c: key=value pairs separated by spaces, TABs or commas; a
+    bare key means "true"."""
+    opts = {}
+    for token in re.split(r"[\s,]+", raw or ""):
+        if token:
+            key, sep, value = token.partition("=")
+            opts[key] = value if sep else "true"
+    return opts
+
+
+def module_load(sim, cpu_list, allow_devmem, options):
+    """insmod v3vee.ko [cpu_list=..] [allow_devmem=..] [options=".."]: exit status."""
+    if sim.module:
+        IO.err("insmod: ERROR: could not insert module v3vee.ko: File exists\n")
+        return 1
+    cpus = []
+    if cpu_list is not None:
+        values = [kstrtoint(item) for item in cpu_list.split(",")] if cpu_list else []
+        if any(v is None for v in values):
+            sim.klog("v3vee: `%s' invalid for parameter `cpu_list'" % cpu_list, raw=True)
+            IO.err("insmod: ERROR: could not insert module v3vee.ko: Invalid parameters\n")
+            return 1
+        cpus = values
+    devmem = 0
+    if allow_devmem is not None:
+        devmem = kstrtoint(allow_devmem)
+        if devmem is None:
+            sim.klog("v3vee: `%s' invalid for parameter `allow_devmem'" % allow_devmem, raw=True)
+            IO.err("insmod: ERROR: could not insert module v3vee.ko: Invalid parameters\n")
+            return 1
+    opts = parse_module_options(options)
+    runtime = sim.host["compiled_block_size"]
+    if "mem_block_size" in opts:
+        # kstrtoull failure leaves -1 in the u64: v3-info then shows 18446744073709551615.
+        parsed = kstrtoull(opts["mem_block_size"])
+        runtime = U64 if parsed is None else parsed
+    online = sim.host["cpus"]
+    for cpu in cpus:
+        if not 0 <= cpu < online:
+            sim.klog("CPU %d in cpu_list is not online, ignoring it" % cpu)
+    avail = sorted({c for c in cpus if 0 <= c < online}) or list(range(online))
+    avail = [c for c in avail if c < 16]            # Palacios MAX_CPUS (Kconfig default 16)
+    sim.kernel["module"] = {
+        "params": {"cpu_list": cpu_list, "allow_devmem": allow_devmem, "options": options},
+        "options": opts, "runtime_block": runtime, "cpus": avail, "allow_devmem": devmem,
+        "zones": [], "vms": {}, "keyed_mem": {}, "loaded_at": time.time()}
+    sim.module["zones"] = make_zones(sim)
+    sim.klog("intializing V3 Control device")
+    sim.klog("/proc/v3vee/v3-guests successfully created")
+    return 0
+
+
+def module_unload(sim):
+    """rmmod v3vee: stop then free every VM (a paused VM cannot be stopped, so it cannot
+    be freed: it is leaked), destroy the zones (kernel pages go back to Linux; offlined
+    memory stays offline), remove /proc/v3vee and /dev/v3vee."""
+    if not sim.module:
+        IO.err("rmmod: ERROR: Module v3vee is not currently loaded\n")
+        return 1
+    for slot in sorted(sim.module["vms"], key=int):
+        vm = sim.vm(slot)
+        if vm["state"] in (VM_RUNNING, VM_SIMULATING):
+            freeze_vcores(vm)
+            for core in vm["vcores"]:
+                core["state"] = "stopped"
+            vm["state"] = VM_STOPPED
+        else:
+            sim.klog("Tried to stop VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
+            sim.klog("Couldn't stop VM %s" % slot)
+        if vm["state"] in (VM_STOPPED, VM_ERROR):
+            release_vm(sim, slot)
+        else:
+            sim.klog("Tried to Free VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
+    sim.klog("Removing V3 Control device")
+    sim.kernel["module"] = None
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# Kernel: checkpoint / migration (palacios vmm_checkpoint.c), only when "built" with it
+# --------------------------------------------------------------------------------------
+
+CHKPT_IOCTL = {"v3_save": 28, "v3_load": 27, "v3_send": 34, "v3_receive": 35}
+CHKPT_FEATURE = {"v3_save": "checkpoint", "v3_load": "checkpoint",
+                 "v3_send": "migration", "v3_receive": "migration"}
+CHKPT_SKIP_MEM, CHKPT_SKIP_DEVS, CHKPT_SKIP_CORES = 1, 2, 4
+NET_TIMEOUT = float(os.environ.get("V3VEE_SIM_NET_TIMEOUT", "600"))
+
+
+def chkpt_location(store, url):
+    """Resolve a store + url: ("dir", path) | ("mem", name) | ("debug", None) |
+    ("listen"|"connect", (host, port)) | ("error", message)."""
+    if store == "DIR":
+        return "dir", url
+    if store == "DEBUG":
+        return "debug", None
+    if store != "KEYED_STREAM":
+        return "error", "Cannot find checkpoint store (%s)" % store
+    scheme, _, rest = url.partition(":")
+    if scheme in ("file", "textfile"):
+        return "dir", rest
+    if scheme == "mem":
+        return "mem", rest
+    if scheme == "net":
+        mode, _, addr = rest.partition(":")
+        host, _, port = addr.rpartition(":")
+        if mode in ("a", "c") and host and port.isdigit():
+            return ("listen" if mode == "a" else "connect"), (host, int(port))
+    return "error", "Cannot open keyed stream for url (%s)" % url
+
+
+def make_snapshot(vm, opts):
+    cores = []
+    for core in vm["vcores"]:
+        exits, rip = vcore_now(core)
+        cores.append({"exits": exits, "rip": rip, "cpu_mode": core["cpu_mode"],
+                      "mem_mode": core["mem_mode"], "paging": core["paging"]})
+    return {"format": "v3sim-checkpoint-1", "vm_name": vm["name"], "mem_bytes": vm["mem_bytes"],
+            "num_cores": len(vm["vcores"]), "opts": opts,
+            "memory": not opts & CHKPT_SKIP_MEM, "devices": not opts & CHKPT_SKIP_DEVS,
+            "cores": not opts & CHKPT_SKIP_CORES, "vcores": cores, "saved_at": time.time()}
+
+
+def apply_snapshot(sim, vm, snap, opts, where, receiving):
+    """Load/receive a checkpoint into an existing VM; False (with dmesg) on mismatch."""
+    name = vm["name"]
+    if not isinstance(snap, dict) or snap.get("format") != "v3sim-checkpoint-1":
+        sim.klog("Could not read checkpoint header", vm=name)
+        return False
+    if snap["mem_bytes"] != vm["mem_bytes"] or snap["num_cores"] != len(vm["vcores"]):
+        sim.klog("Checkpoint does not match VM (%d bytes/%d cores saved, %d bytes/%d cores here)" % (
+            snap["mem_bytes"], snap["num_cores"], vm["mem_bytes"], len(vm["vcores"])), vm=name)
+        return False
+    if receiving and not opts & CHKPT_SKIP_MEM and any(c["paging"] == "nested" for c in vm["vcores"]):
+        sim.klog("Cannot currently handle nested paging", vm=name)
+        return False
+    if snap["cores"] and not opts & CHKPT_SKIP_CORES:
+        now = time.time() if vm["state"] == VM_RUNNING else None
+        for core, saved in zip(vm["vcores"], snap["vcores"]):
+            core.update(exits=saved["exits"], rip=saved["rip"], cpu_mode=saved["cpu_mode"],
+                        mem_mode=saved["mem_mode"], run_since=now)
+    vm["restored_from"] = where
+    return True
+
+
+def fail_running(sim, vm):
+    """A running VM whose load/receive fails ends up stopped."""
+    if vm["state"] == VM_RUNNING:
+        freeze_vcores(vm)
+        for core in vm["vcores"]:
+            core["state"] = "stopped"
+        vm["state"] = VM_STOPPED
+
+
+def store_write(sim, vm, kind, where, snap):
+    if kind == "dir":
+        try:
+            os.makedirs(where, exist_ok=True)
+            atomic_write(os.path.join(where, CHKPT_FILE), dump_json(snap))
+        except OSError as exc:
+            sim.klog("Could not open checkpoint store directory %s (%s)" % (where, exc.strerror), vm=vm["name"])
+            return False
+    elif kind == "mem":
+        sim.module["keyed_mem"][where] = snap
+    elif kind == "debug":
+        sim.klog("Checkpoint DEBUG store: %d bytes of memory, %d cores" % (
+            snap["mem_bytes"], snap["num_cores"]), vm=vm["name"])
+    return True
+
+
+def store_read(sim, vm, kind, where):
+    if kind == "dir":
+        snap = read_json(os.path.join(where, CHKPT_FILE), None)
+    elif kind == "mem":
+        snap = sim.module["keyed_mem"].get(where)
+    else:
+        snap = None
+    if snap is None:
+        sim.klog("Could not open context to load/receive (%s)" % where, vm=vm["name"])
+    return snap
+
+
+def net_send(host, port, snap):
+    """Migration stream: 8-byte length + JSON; the receiver answers OK or NO."""
+    payload = json.dumps(snap).encode()
+    try:
+        with socket.create_connection((host, port), timeout=NET_TIMEOUT) as conn:
+            conn.sendall(struct.pack("!Q", len(payload)) + payload)
+            conn.shutdown(socket.SHUT_WR)
+            return conn.recv(2) == b"OK"
+    except OSError:
+        return False
+
+
+def net_receive(sim, host, port, apply):
+    """Listen, take the first connection that sends a stream, hand it to apply()."""
+    try:
+        srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host, port))
+        srv.listen(4)
+        srv.settimeout(NET_TIMEOUT)
+    except OSError as exc:
+        with sim.locked():
+            sim.klog("Cannot listen on %s:%d (%s)" % (host, port, exc.strerror))
+        return False
+    with srv:
+        with sim.locked():
+            sim.klog("Waiting for migration stream on %s:%d" % (host, port))
+        while True:
+            try:
+                conn, _peer = srv.accept()
+            except OSError:
+                return False
+            with conn:
+                conn.settimeout(NET_TIMEOUT)
+                data = b""
+                try:
+                    while True:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    continue
+                if len(data) < 8:
+                    continue                       # a probe, not a migration stream
+                (size,) = struct.unpack("!Q", data[:8])
+                try:
+                    snap = json.loads(data[8:8 + size].decode())
+                except ValueError:
+                    snap = None
+                ok = apply(snap)
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"OK" if ok else b"NO")
+                return ok
+
+
+def chkpt_ioctl(sim, tool, dev, store, url, opts):
+    """The save/load/send/receive ioctl.  Returns None when the device cannot be opened,
+    else the ioctl result (0 / -1).  Takes the lock itself: network transfers run
+    without it."""
+    with sim.locked():
+        target = sim.device(dev)
+        if target is None:
+            return None
+        if target[0] != "vm":
+            if target[0] == "ctrl":
+                sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
+            return -1
+        slot, vm = target[1], sim.vm(target[1])
+        if CHKPT_FEATURE[tool] not in sim.host["features"]:
+            sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])   # not built with it: -EINVAL
+            return -1
+        if sim.kernel_refuses(tool, "checkpoint ioctl %d" % CHKPT_IOCTL[tool]):
+            return -1
+        kind, where = chkpt_location(store, url)
+        if kind == "error" or (kind == "debug" and tool != "v3_save") or \
+                (kind in ("listen", "connect") and tool in ("v3_save", "v3_load")):
+            sim.klog(where if kind == "error" else "Store %s cannot be used by %s" % (store, tool),
+                     vm=vm["name"])
+            if tool in ("v3_load", "v3_receive"):
+                fail_running(sim, vm)
+            sim.commit()
+            return -1
+        ident = (slot, vm["name"], vm["created"])
+        label = "%s:%s" % (store, url)
+        if tool in ("v3_save", "v3_send") and kind != "connect":
+            ok = store_write(sim, vm, kind, where, make_snapshot(vm, opts))
+            if ok and tool == "v3_send" and not opts & CHKPT_SKIP_MEM and vm["state"] == VM_RUNNING:
+                freeze_vcores(vm)
+                vm["state"] = VM_PAUSED          # the source is left paused after a send
+            sim.commit()
+            return 0 if ok else -1
+        if tool in ("v3_load", "v3_receive") and kind != "listen":
+            snap = store_read(sim, vm, kind, where)
+            ok = snap is not None and apply_snapshot(sim, vm, snap, opts, label, tool == "v3_receive")
+            if not ok:
+                fail_running(sim, vm)
+            sim.commit()
+            return 0 if ok else -1
+        snap = make_snapshot(vm, opts) if kind == "connect" else None
+
+    def same_vm():
+        cur = sim.vm(slot) if sim.module else None
+        return cur if cur is not None and (slot, cur["name"], cur["created"]) == ident else None
+
+    if kind == "connect":
+        ok = net_send(where[0], where[1], snap)
+        with sim.locked():
+            cur = same_vm()
+            if ok and cur is not None and not opts & CHKPT_SKIP_MEM and cur["state"] == VM_RUNNING:
+                freeze_vcores(cur)
+                cur["state"] = VM_PAUSED
+            if not ok and cur is not None:
+                sim.klog("Migration stream to %s:%d failed" % where, vm=cur["name"])
+            sim.commit()
+        return 0 if ok else -1
+
+    def apply(snap_in):
+        with sim.locked():
+            cur = same_vm()
+            if cur is None:
+                return False
+            ok = snap_in is not None and apply_snapshot(sim, cur, snap_in, opts, label, True)
+            if not ok:
+                fail_running(sim, cur)
+            sim.commit()
+            return ok
+
+    return 0 if net_receive(sim, where[0], where[1], apply) else -1
+
+
+# --------------------------------------------------------------------------------------
+# The v3 tools (linux_usr/*.c): argv syntax, output and exit codes of the real ones
+# --------------------------------------------------------------------------------------
+
+def v3_usage(argv0, fmt):
+    """v3_ctrl.h v3_usage(): stdout, then exit(0)."""
+    IO.out("\nUsage: %s %s" % (argv0, fmt))
+    IO.out("\n\nThe V3Vee Project (c) 2012\n\thttp://v3vee.org\n\n\n")
+    raise ToolExit(0)
+
+
+def vm_ioctl(sim, target, cmd, handler):
+    """ioctl on an opened device: a VM device runs the handler; the control device does
+    not know VM ioctls (-EINVAL); any other file is not a tty device (-ENOTTY)."""
+    if target[0] == "vm":
+        return handler(target[1])
+    if target[0] == "ctrl":
+        sim.klog("\tUnhandled global ctrl cmd: %d" % cmd)
+    return -1
+
+
+def build_image_from_xml(xml_path, pairs, pad_headers, out):
+    """The -b half of v3_create (and build-image): returns (image, None) or
+    (None, (action, stream, text)) with action "crash" or "exit"."""
+    try:
+        with open(xml_path, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError:
+        data = b""
+    except OSError:
+        return None, ("crash", "out", "Error: Could not open XML input file (%s)\n" % xml_path)
+    root, err = xml_parse(data)
+    if root is None:
+        return None, ("crash", "out", err + "\n")
+    xml_opts = [n for n in root.walk() if n.attr("opt_tag") is not None]
+    for tag, value in pairs:
+        node = next((n for n in xml_opts if n.attr("opt_tag").lower() == tag.lower()), None)
+        if node is None:
+            return None, ("exit", "out", "Could not find Config option (%s) in XML file\n" % tag)
+        node.text = value                         # ezxml_set_txt
+    files = root.child("files")
+    entries = []
+    for index, node in enumerate(files.children_named("file") if files is not None else []):
+        filename, dup = user_get_val(node, "filename")
+        if dup is None:
+            _file_id, dup = user_get_val(node, "id")
+        if dup is not None:
+            return None, ("exit", "out", dup)
+        try:
+            size = os.stat(filename).st_size     # relative to the CURRENT directory
+        except OSError as exc:
+            return None, ("exit", "err", "%s: %s\n" % (filename, os.strerror(exc.errno)))
+        node.set_attr("index", str(index))
+        entries.append((filename, size & 0xFFFFFFFF))
+    xml_bytes = xml_serialize(root).encode("utf-8", "surrogateescape")
+    blobs = []
+    for filename, size in entries:
+        try:
+            with open(filename, "rb") as fh:
+                blob = fh.read(size)
+        except OSError:
+            return None, ("exit", "out", "Error: Could not open aux file (%s)\n" % filename)
+        blob += b"\0" * (size - len(blob))
+        out("File Hash: %x\n" % v3_hash_buffer(blob))
+        blobs.append(blob)
+    return pack_image(xml_bytes, blobs, pad_headers), None
+
+
+def tool_v3_create(sim, tool, argv0, args):
+    opts, pos = getopt_all(args, "b")        # opterr = 0: unknown options silently ignored
+    build = any(opt == "b" for opt, _ in opts)
+    if len(pos) < 2:
+        v3_usage(argv0, "[-b] <guest_img> <vm_name> [cfg options]\n")
+    filename, name = pos[0], pos[1]
+    if build:
+        cfgs = pos[2:]
+        IO.out("Building VM Image (cfg=%s) (name=%s) (%d config options)\n" % (filename, name, len(cfgs)))
+        pairs = []
+        for cfg in cfgs:
+            tag, sep, value = cfg.partition("=")
+            if not sep:
+                IO.out("Invalid Option format: %s\n" % cfg)
+                return 255
+            IO.out("Config option: %s: %s\n" % (tag, value))
+            pairs.append((tag, value))
+        img, failure = build_image_from_xml(filename, pairs, True, IO.out)
+        if failure:
+            action, stream, text = failure
+            (IO.out if stream == "out" else IO.err)(text)
+            if action == "crash":
+                die_by_signal()                    # NULL ezxml tree dereferenced [BUG]
+            return 255
+        IO.out("Guest Image Created (size=%u)\n" % (len(img) & 0xFFFFFFFF))
+    else:
+        IO.out("Loading VM Image (img=%s) (name=%s)\n" % (filename, name))
+        try:
+            fd = os.open(filename, os.O_RDONLY)
+        except OSError:
+            IO.out("Error Opening guest image: %s\n" % filename)
+            return 255
+        try:
+            size = os.fstat(fd).st_size
+            chunks, left = [], size
+            try:
+                while left > 0:
+                    chunk = os.read(fd, left)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+        img = b"".join(chunks)
+        if len(img) < size:
+            IO.err("Error could not finish reading file\n")
+            img += b"\0" * (size - len(img))
+        IO.out("Guest Image Loaded (size=%u)\n" % (size & 0xFFFFFFFF))
+    with sim.locked():
+        if sim.device("/dev/v3vee") is None:
+            IO.err("Error opening V3Vee control device\n")
+            IO.out("Error (-1) creating VM\n")
+            return 255
+        slot = kernel_create(sim, tool, img, name)
+        sim.commit()
+    if slot < 0:
+        IO.err("IOCTL error on V3Vee control device (-1)\n")
+        IO.out("Error (-1) creating VM\n")
+        return 255
+    IO.out("VM (%s) created at /dev/v3-vm%d\n" % (name, slot))
+    return 0
+
+
+def tool_v3_free(sim, tool, argv0, args):
+    if not args:
+        v3_usage(argv0, "<vm-dev-idx>|<vm-dev>\n")
+    text = args[0]
+    if "v3-vm" in text:                       # "/dev/v3-vm3" -> "3"; "/tmp/v3-vm-x" -> 0 [BUG]
+        text = text[text.index("v3-vm") + len("v3-vm"):]
+    idx = c_strtol(text, 0)[0] & U64
+    IO.out("Freeing VM %d\n" % idx)
+    with sim.locked():
+        if sim.device("/dev/v3vee") is None:
+            IO.err("Error opening V3Vee control device\n")
+            rc = -1
+        else:
+            rc = kernel_free(sim, tool, idx)
+            if rc < 0:
+                IO.err("IOCTL error on V3Vee control device (-1)\n")
+        sim.commit()
+    if rc < 0:
+        IO.err("Error freeing VM %d (%s)\n" % (idx, args[0]))
+        return 255
+    return 0
+
+
+def tool_v3_launch(sim, tool, argv0, args):
+    if not args:
+        v3_usage(argv0, "<vm-device>\n")
+    path = args[0]
+    IO.out("Launching VM (%s)\n" % path)
+    with sim.locked():
+        target = sim.device(path)
+        if target is None:
+            IO.err("Error opening V3Vee VM device: %s\n" % path)
+            IO.err("Error launching VM (%s)\n" % path)
+        elif vm_ioctl(sim, target, 25, lambda slot: kernel_launch(sim, tool, slot)) < 0:
+            IO.err("IOCTL error on device %s (-1)\n" % path)
+            IO.err("Error launching VM (%s)\n" % path)
+        sim.commit()
+    return 0                                   # main() ignores launch_vm()'s result
+
+
+def tool_v3_stop(sim, tool, argv0, args):
+    if not args:
+        v3_usage(argv0, "<vm-device>\n")
+    path = args[0]
+    IO.out("Stopping VM (%s)\n" % path)
+    with sim.locked():
+        target = sim.device(path)
+        if target is None:
+            IO.err("Error opening V3Vee VM device: %s\n" % path)
+            rc = -1
+        else:
+            rc = vm_ioctl(sim, target, 26, lambda slot: kernel_stop(sim, tool, slot))
+            if rc < 0:
+                IO.err("IOCTL error on device %s (-1)\n" % path)
+        sim.commit()
+    if rc < 0:
+        IO.err("Error stopping VM (%s)\n" % path)
+        return 255
+    return 0
+
+
+def pause_or_continue(sim, tool, args, word, cmd, handler):
+    if not args:
+        IO.out("usage: %s <vm_device>\n" % tool)
+        return 255
+    IO.out("%s VM\n" % word)
+    with sim.locked():
+        target = sim.device(args[0])
+        if target is None:
+            IO.out("Error opening V3Vee VM device\n")
+            return 255
+        vm_ioctl(sim, target, cmd, lambda slot: handler(sim, tool, slot))   # result ignored
+        sim.commit()
+    return 0
+
+
+def tool_v3_pause(sim, tool, argv0, args):
+    return pause_or_continue(sim, tool, args, "Pausing", 23, kernel_pause)
+
+
+def tool_v3_continue(sim, tool, argv0, args):
+    return pause_or_continue(sim, tool, args, "Continuing", 24, kernel_continue)
+
+
+RESET_USAGE = ("usage: v3_reset <vm_device> all|hrt|ros|range [first_core num_cores]\n\n"
+               "Resets the VM or a part of it.\n"
+               "  all   : full reset of entire VM\n"
+               "  hrt   : reset of all HRT cores for an HVM VM\n"
+               "  ros   : reset of ROS cores for an HVM VM\n"
+               "  range : reset of cores first_core to first_core+num_cores-1\n\n")
+
+
+def tool_v3_reset(sim, tool, argv0, args):
+    if len(args) < 2:
+        IO.out(RESET_USAGE)
+        return 255
+    kind = args[1].lower()
+    if kind not in ("all", "hrt", "ros", "range") or (kind == "range" and len(args) != 4):
+        IO.out(RESET_USAGE)
+        return 255
+    first = num = 0
+    IO.out("Doing VM reset:  %s " % kind.upper())
+    if kind == "range":
+        first, num = c_atoi(args[2]) & 0xFFFFFFFF, c_atoi(args[3]) & 0xFFFFFFFF
+        IO.out("cores %u to %u\n" % (first, (first + num - 1) & 0xFFFFFFFF))
+    else:
+        IO.out("\n")
+    with sim.locked():
+        target = sim.device(args[0])
+        if target is None:
+            IO.out("Error opening VM device: %s\n" % args[0])
+            return 255
+        rc = vm_ioctl(sim, target, 40, lambda slot: kernel_reset(sim, tool, slot, kind, first, num))
+        sim.commit()
+    if rc < 0:
+        IO.out("Error sending reset commad to vm\n")
+        return 255
+    return 0
+
+
+MEM_USAGE = ("usage: v3_mem [-h] [-v] [ [-k] [-l] [-n k] [-m n] -a <memory size (MB)>] | [-r <hexaddr> | offline]\n\n"
+             "Palacios Memory Management\n\nMemory Addition\n"
+             " -a <mem>      Allocate memory for use by Palacios (MB).\n\n"
+             " With    -k    this requests in-kernel allocation\n"
+             " Without -k    this attempts to offline memory via hot remove\n\n"
+             " With    -l    the request or offlining is limited to first 4 GB\n"
+             " Without -l    the request or offlining has no limits\n\n"
+             " With    -m n  the search for offlineable memory starts at n MB\n"
+             " Without -m n  the search for offlineable memory starts at 0 MB\n\n"
+             " With    -n i  the request is for numa node i\n"
+             " Without -n i  the request can be satified on any numa node\n\n"
+             "Memory Removal\n"
+             " -r <hexaddr>  Free Palacios memory containing hexaddr, online it if needed\n"
+             " -r offline    Free all offline Palacios memory and online it\n\n"
+             "Shared Options\n"
+             " -v            Verbose\n"
+             " -h            Help\n")
+
+KERNEL_SETUP_FIELDS = (("kernel MAX_ORDER:\t", "Cannot read kernel MAX_ORDER\n"),
+                       ("number of nodes:\t", "Cannot read kernel number of numa nodes\n"),
+                       ("number of cpus:\t", "Cannot read kernel number of cpus\n"),
+                       ("palacios compiled mem_block_size:\t",
+                        "Cannot read palacios compiled mem_block_size\n"),
+                       ("palacios run-time mem_block_size:\t",
+                        "Cannot read palacios run-time mem_block_size\n"))
+
+
+def scanf_ull(text, pos, literal):
+    """fscanf(f, "<literal>%llu\\n"): whitespace in the format skips any whitespace."""
+    for ch in literal:
+        if ch in _C_SPACE:
+            while pos < len(text) and text[pos] in _C_SPACE:
+                pos += 1
+        elif pos < len(text) and text[pos] == ch:
+            pos += 1
+        else:
+            return None, pos
+    while pos < len(text) and text[pos] in _C_SPACE:
+        pos += 1
+    match = re.match(r"[+-]?[0-9]+", text[pos:])
+    if not match:
+        return None, pos
+    value = int(match.group(0)) & U64
+    pos += match.end()
+    while pos < len(text) and text[pos] in _C_SPACE:
+        pos += 1
+    return value, pos
+
+
+def read_kernel_setup(sim):
+    """v3_mem.c get_kernel_setup(): parse /proc/v3vee/v3-info like its fscanf calls."""
+    try:
+        with open(os.path.join(sim.proc_dir, "v3-info"), "r", encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        IO.err("Cannot open /proc/v3vee/v3-info\n")
+        return None
+    values, pos = [], 0
+    for literal, error in KERNEL_SETUP_FIELDS:
+        value, pos = scanf_ull(text, pos, literal)
+        if value is None:
+            IO.err(error)
+            return None
+        values.append(value)
+    return dict(zip(("max_order", "nodes", "cpus", "compiled", "runtime"), values))
+
+
+def read_offlined(path):
+    entries = []
+    with contextlib.suppress(OSError):
+        with open(path, "r", encoding="latin-1") as fh:
+            for match in re.finditer(r"\s*(?:0[xX])?([0-9a-fA-F]+)\s+(?:0[xX])?([0-9a-fA-F]+)", fh.read()):
+                entries.append([int(match.group(1), 16), int(match.group(2), 16)])
+    return entries
+
+
+def offline_memory(sim, size, min_start, limit32, node, vprint):
+    """v3_mem.c offline_memory() over the simulated /sys/devices/system/memory.  Note the
+    real code tests the minimum start and the 32-bit limit against the *directory index*
+    rather than the block number (they differ above the PCI hole) -- kept as is."""
+    block_size = SYSFS_BLOCK
+    vprint("Memory block size is %dMB (%d bytes)\n" % (block_size // MiB, block_size))
+    num_blocks = -(-size // block_size)
+    min_start = block_size * -(-min_start // block_size)
+    first_block, limit_block = min_start // block_size, 0xFFFFFFFF // block_size
+    blocks = memory_blocks(sim.host)
+    offline = set(sim.kernel["offline_blocks"])
+    usable = set()
+    for i, (num, bnode) in enumerate(blocks):
+        name = "/sys/devices/system/memory/memory%d/removable" % num
+        if i < first_block:
+            vprint("Skipping %s due to minimum start constraint\n" % name)
+            continue
+        if limit32 and i > limit_block:
+            vprint("Skipping %s due to 32 bit constraint\n" % name)
+            continue
+        if node >= 0 and bnode != node:
+            vprint("Skipping %s due to it being in the wrong node\n" % name)
+            continue
+        if not block_removable(sim, num):
+            vprint("Checking %s...Not removable\n" % name)
+            continue
+        if num in offline:
+            vprint("Checking %s...Removable and Already Offline (unusable)\n" % name)
+        else:
+            vprint("Checking %s...Removable and Online (usable)\n" % name)
+            usable.add(num)
+    run = reg_start = 0
+    for i in range(blocks[-1][0] + 1):
+        if i not in usable:
+            reg_start, run = i + 1, 0
+            continue
+        run += 1
+        if run >= num_blocks:
+            break
+    if run < num_blocks:
+        IO.err("Could not find enough consecutive memory blocks... (found %d)\n" % run)
+        return None
+    for num in range(reg_start, reg_start + num_blocks):
+        vprint("Offlining block %d (/sys/devices/system/memory/memory%d/state)\n" % (num, num))
+        offline.add(num)
+    sim.kernel["offline_blocks"] = sorted(offline)
+    return num_blocks * block_size, reg_start * block_size
+
+
+def online_memory(sim, base, length):
+    first = base // SYSFS_BLOCK
+    last = first + max(1, -(-length // SYSFS_BLOCK))
+    sim.kernel["offline_blocks"] = [b for b in sim.kernel["offline_blocks"] if not first <= b < last]
+
+
+def c_system(command):
+    """system(3): /bin/sh -c command; returns the raw wait status."""
+    try:
+        proc = subprocess.run(["/bin/sh", "-c", command], check=False)
+    except OSError:
+        return 127 << 8
+    return (-proc.returncode) & 0x7F if proc.returncode < 0 else (proc.returncode & 0xFF) << 8
+
+
+def tool_v3_mem(sim, tool, argv0, args):
+    verbose = help_ = request = limit32 = False
+    op, node, min_start = None, -1, 0
+    gen = gnu_getopt(args, "hvarklm:n:")
+    while True:
+        try:
+            opt, val = next(gen)
+        except StopIteration as stop:
+            positionals = stop.value
+            break
+        if opt == "?":
+            ch, kind = val
+            # opterr is left at 1 in v3_mem, so glibc getopt complains first.
+            if kind == "missing":
+                IO.err("%s: option requires an argument -- '%s'\n" % (argv0, ch))
+            else:
+                IO.err("%s: invalid option -- '%s'\n" % (argv0, ch))
+            if kind == "missing" and ch == "n":
+                IO.err("-n requires the numa node...\n")
+            elif kind == "missing" and ch == "m":
+                IO.err("-m requires the minimum starting address (in MB)...\n")
+            else:
+                IO.err("Unknown option %s\n" % ch)
+            return 255
+        if opt == "h":
+            help_ = True
+        elif opt == "v":
+            verbose = True
+        elif opt == "a":
+            op = "add"
+        elif opt == "r":
+            op = "remove"
+        elif opt == "k":
+            request = True
+        elif opt == "l":
+            limit32 = True
+        elif opt == "m":
+            min_start = (c_strtol(val, 10)[0] * MiB) & U64
+        elif opt == "n":
+            node = c_atoi(val)
+    if op is None or not positionals or help_:
+        IO.err(MEM_USAGE)
+        return 255
+
+    def vprint(text):
+        if verbose:
+            IO.out(text)
+
+    setup = read_kernel_setup(sim)
+    if setup is None:
+        IO.err("Cannot read kernel setup\n")
+        return 255
+    max_page_alloc = (4096 << setup["max_order"]) & U64
+    alloffline, base_addr, size = False, 0, 0
+    if op == "add":
+        size = double_to_ull(c_atof(positionals[0]) * MiB)
+        if size < setup["runtime"] or size < PALACIOS_MIN_ALLOC:
+            # [BUG] kept: a stray comma makes the third line an argument, so the tool prints
+            # the address of that string literal as "Your request" and the request size as
+            # the block size (0x4b2f58 stands in for the address in a static binary).
+            IO.err("Trying to add a smaller single chunk of memory than Palacios needs\n"
+                   "Your request:                        %d bytes\n"
+                   "Palacios run-time memory block size: %d bytes\n" % (0x4B2F58, size))
+            return 255
+        if request and size > max_page_alloc:
+            IO.err("Trying to request a larger single chunk of memory than the kernel can allocate\n"
+                   "Your request:                        %d bytes\n"
+                   "Kernel largest page allocation:      %d bytes\n"
+                   "Kernel MAX_ORDER:                    %d\n" % (size, max_page_alloc, setup["max_order"]))
+            return 255
+        if 0 <= node and node >= setup["nodes"]:
+            IO.err("Trying to request or allocate memory for a nonexistent node\n"
+                   "Your request:                        node %d\n"
+                   "Kernel number of nodes:              %d\n" % (node, setup["nodes"]))
+    elif positionals[0].lower() == "offline":
+        alloffline = True
+    else:
+        base_addr = c_strtol(positionals[0], 16)[0] & U64
+    palacios_dir = os.environ.get("PALACIOS_DIR")
+    if palacios_dir is None:
+        IO.err("Please set the PALACIOS_DIR variable\n")
+        return 255
+    offname = palacios_dir + "/.v3offlinedmem"
+    try:
+        with open(offname, "a+"):
+            pass
+    except OSError:
+        IO.err("Cannot open or create offline memory file %s" % offname)
+        return 255
+    if op == "remove" and alloffline:
+        # No /dev/v3vee needed: re-invoke "v3_mem -r <hex>" through the shell for every
+        # recorded range; the raw statuses are ORed and truncated to 8 bits [BUG].
+        status = 0
+        for start, _length in read_offlined(offname):
+            status |= c_system("v3_mem -r %x" % start)
+        return status & 0xFF
+    with sim.locked():
+        if sim.device("/dev/v3vee") is None:
+            IO.err("Error opening V3Vee control device\n")
+            return 255
+        if op == "add":
+            if not request:
+                vprint("Trying to offline memory (size=%d, min_start=%d, limit32=%d)\n"
+                       % (size, min_start, int(limit32)))
+                found = offline_memory(sim, size, min_start, limit32, node, vprint)
+                if found is None:
+                    IO.err("Could not offline memory\n")
+                    sim.commit()
+                    return 255
+                num_bytes, base_addr = found
+                with open(offname, "a") as fh:
+                    fh.write("%x\t%x\n" % (base_addr, num_bytes))
+                IO.out("Memory of size %d at 0x%x has been offlined\n" % (num_bytes, base_addr))
+                rtype, num_pages = 0, num_bytes // PAGE_SIZE
+            else:
+                vprint("Generating memory allocation request (size=%d, limit32=%d)\n" % (size, int(limit32)))
+                rtype, num_pages, base_addr = (2 if limit32 else 1), size // PAGE_SIZE, 0
+            vprint("Allocation request is: type=%d, node=%d, base_addr=0x%x, num_pages=%d\n"
+                   % (rtype, node, base_addr, num_pages))
+            rc = kernel_add_memory(sim, tool, rtype, node, base_addr, num_pages)
+            sim.commit()
+            if rc < 0:
+                IO.err("Request rejected by Palacios\n")
+                IO.out("Allocation of memory by Palacios has failed.  Check dmesg output for more information.\n")
+                return 255
+            vprint("Request accepted by Palacios\n")
+            IO.out("%d bytes of memory has been allocated by Palacios\n" % ((num_pages * PAGE_SIZE) & U64))
+            return 0
+        entries = read_offlined(offname)
+        entry = next((e for e in entries if e[0] <= base_addr < e[0] + e[1]), None)
+        vprint("Deallocation request is: type=%d, base_addr=0x%x\n" % (1 if entry is None else 0, base_addr))
+        rc = kernel_remove_memory(sim, tool, base_addr)
+        if rc < 0:
+            sim.commit()
+            IO.err("Request rejected by Palacios\n")
+            return 255
+        vprint("Request accepted by Palacios\n")
+        IO.out("Memory at 0x%x has been deallocated by Palacios\n" % base_addr)
+        if entry is not None:
+            vprint("Onlining the memory to make it available to the kernel\n")
+            online_memory(sim, entry[0], entry[1])
+            entry[1] = 0
+            with open(offname, "w") as fh:
+                fh.writelines("%x\t%x\n" % (s, n) for s, n in entries if n)
+        else:
+            vprint("Memory was deallocated in the kernel\n")
+        IO.out("Memory at 0x%x has been onlined\n" % base_addr)
+        sim.commit()
+    return 0
+
+
+def tool_v3_mem_reset(sim, tool, argv0, args):
+    if len(args) != 1 or args[0] != "-f":
+        IO.out("usage: v3_mem_reset -f\n\nThis will deinit and then init the memory manager.\n\n"
+               "You probably do not want to do this.\n")
+        return 255
+    with sim.locked():
+        if sim.device("/dev/v3vee") is None:
+            IO.out("Error opening V3Vee control device\n")
+            return 255
+        kernel_reset_memory(sim, tool)          # result ignored by the tool
+        sim.commit()
+    return 0
+
+
+CHKPT_OPTIONS = (" optionmask consists of the sum of any of the following\n"
+                 " 0    none\n 1    skip memory\n 2    skip devices\n 4    skip cores\n"
+                 " 8    skip architecture-specific core state\n")
+CHKPT_USAGE = {"v3_save": "usage: v3_save", "v3_load": "usage: v3_load",
+               "v3_send": "Usage: ./v3_send", "v3_receive": "Usage: ./v3_receive"}
+
+
+def tool_chkpt(sim, tool, argv0, args):
+    if len(args) < 3:
+        IO.out("%s <vm_device> <store> <url> [optionmask]\n" % CHKPT_USAGE[tool] + CHKPT_OPTIONS)
+        return 255
+    dev, store, url = args[0], args[1], args[2]
+    if len(os.fsencode(store)) >= 128:
+        IO.out("ERROR: Checkpoint store name longer than maximum size (128)\n")
+        return 255
+    if len(os.fsencode(url)) >= 256:
+        IO.out("ERROR: Checkpoint URL longer than maximum size (256)\n")
+        return 255
+    opts = c_strtol(args[3], 10)[0] & U64 if len(args) > 3 else 0
+    rc = chkpt_ioctl(sim, tool, dev, store, url, opts)
+    if rc is None:
+        IO.out("Error opening VM device: %s\n" % dev)
+        return 255
+    if rc < 0 and tool == "v3_send":
+        IO.out("Error sending the VM\n")
+        return 255
+    if rc < 0 and tool == "v3_receive":
+        IO.out("VM reception failed\n")
+        return 255
+    return 0                                  # v3_save / v3_load ignore the ioctl result
+
+
+TOOL_FUNCS = {"v3_create": tool_v3_create, "v3_free": tool_v3_free, "v3_launch": tool_v3_launch,
+              "v3_stop": tool_v3_stop, "v3_pause": tool_v3_pause, "v3_continue": tool_v3_continue,
+              "v3_reset": tool_v3_reset, "v3_mem": tool_v3_mem, "v3_mem_reset": tool_v3_mem_reset,
+              "v3_save": tool_chkpt, "v3_load": tool_chkpt, "v3_send": tool_chkpt,
+              "v3_receive": tool_chkpt}
+
+
+def run_tool(sim, tool, argv0, args):
+    """One tool invocation: injected crash/hang faults first, then the tool itself."""
+    with sim.locked():
+        fault = sim.take_fault(tool, ("crash", "hang"))
+    if fault and fault["kind"] == "crash":
+        die_by_signal()
+    if fault and fault["kind"] == "hang":
+        time.sleep(fault.get("seconds", 0))
+    try:
+        return TOOL_FUNCS[tool](sim, tool, argv0, args)
+    except ToolExit as done:
+        return done.code
+
+
+# --------------------------------------------------------------------------------------
+# Simulator-only controls: "v3sim <command>"
+# --------------------------------------------------------------------------------------
+
+CONTROL_HELP = """usage: v3sim <command> [options]
+
+Simulator-only controls of a simulated Palacios host (never a real tool name).
+
+  install --root DIR [--python PATH] [--check] [--json]
+                    copy this program to DIR/lib, link DIR/bin/<tool> and DIR/bin/v3sim
+  status [--json]   module loaded?, options, host, boot config, VMs, pools, faults
+  host [--cpus N] [--nodes N] [--memory-mb MB] [--compiled-block-size BYTES]
+       [--features LIST] [--check] [--json]
+                    show or change the simulated hardware/build (module must be unloaded)
+  boot [--load|--no-load] [--cpu-list L] [--allow-devmem N] [--options S] [--check] [--json]
+                    what a reboot loads (like modules-load.d); '' clears a parameter
+  load [--cpu-list L] [--allow-devmem N] [--options S]
+                    insmod v3vee.ko with those module parameters
+  unload            rmmod v3vee
+  reboot            power-cycle the simulated host; then load per boot config and run
+                    ROOT/boot.d/* in name order
+  fault add TOOL refuse|crash|hang [--seconds N] [--count K]
+  fault clear [TOOL]
+  fault list [--json]
+  vm-error SLOT     make a VM's vcores fail (state ERROR)
+  build-image IN.xml OUT.img [tag=value ...]
+                    pack a guest image like utils/guest_creator (files relative to CWD)
+  dmesg             print the simulated kernel log
+"""
+
+
+def say(text=""):
+    IO.out(text + "\n")
+
+
+def control_error(text, code=1):
+    IO.err("v3sim: %s\n" % text)
+    return code
+
+
+def pop_flag(args, flag):
+    if flag in args:
+        args.remove(flag)
+        return True
+    return False
+
+
+def pop_opts(args, names):
+    """Parse "--name value" / "--name=value" pairs; returns (dict, leftovers) or raises."""
+    values, rest, i = {}, [], 0
+    while i < len(args):
+        arg = args[i]
+        key, eq, inline = arg.partition("=")
+        if key in names:
+            if eq:
+                values[key] = inline
+            elif i + 1 < len(args):
+                i += 1
+                values[key] = args[i]
+            else:
+                raise ValueError("%s needs a value" % key)
+        else:
+            rest.append(arg)
+        i += 1
+    return values, rest
+
+
+def int_arg(values, key):
+    try:
+        return int(values[key], 0)
+    except ValueError:
+        raise ValueError("%s: not a number: %r" % (key, values[key])) from None
+
+
+def status_dict(sim):
+    mod = sim.module
+    vms, pools = [], []
+    if mod:
+        for slot in sorted(mod["vms"], key=int):
+            vm = mod["vms"][slot]
+            vms.append({"slot": int(slot), "name": vm["name"], "device": "/dev/v3-vm%s" % slot,
+                        "state": STATE_NAMES.get(vm["state"], "UNKNOWN"), "vcores": len(vm["vcores"]),
+                        "mem_bytes": vm["mem_bytes"], "regions": vm_regions(vm),
+                        "restored_from": vm.get("restored_from")})
+        for zone in mod["zones"]:
+            for pool in sorted(zone["pools"], key=lambda p: p["base"]):
+                pools.append({"node": zone["node"], "base": pool["base"], "base_hex": "0x%x" % pool["base"],
+                              "order": pool["order"], "size": 1 << pool["order"],
+                              "free": pool_free(zone, pool), "kind": pool["kind"]})
+    host = {k: v for k, v in sim.host.items() if k != "boot"}
+    return {
+        "root": sim.root, "loaded": bool(mod), "host": host, "boot": sim.host["boot"],
+        "module": None if not mod else {
+            "cpu_list": mod["params"]["cpu_list"], "allow_devmem": mod["params"]["allow_devmem"],
+            "options": mod["params"]["options"], "runtime_block_size": mod["runtime_block"],
+            "cpus": mod["cpus"]},
+        "vms": vms, "pools": pools,
+        "reserved_bytes": sum(p["size"] for p in pools if p["kind"] != "seed"),
+        "reserved_free_bytes": sum(p["free"] for p in pools if p["kind"] != "seed"),
+        "offline_blocks": sim.kernel["offline_blocks"],
+        "boot_count": sim.kernel["boot_count"], "faults": sim.faults}
+
+
+def cmd_install(args):
+    check, as_json = pop_flag(args, "--check"), pop_flag(args, "--json")
+    values, rest = pop_opts(args, ("--root", "--python"))
+    if rest or "--root" not in values:
+        return control_error("usage: v3sim install --root DIR [--python PATH] [--check] [--json]", 2)
+    root = os.path.abspath(values["--root"])
+    with open(os.path.realpath(__file__), "rb") as fh:
+        program = fh.read()
+    if values.get("--python"):
+        program = b"#!" + os.fsencode(values["--python"]) + program[program.index(b"\n"):]
+    changed = []
+    target = os.path.join(root, "lib", "v3sim.py")
+    try:
+        with open(target, "rb") as fh:
+            same = fh.read() == program and os.stat(target).st_mode & 0o777 == 0o755
+    except OSError:
+        same = False
+    if not same:
+        changed.append(target)
+    links = {os.path.join(root, "bin", name): "../lib/v3sim.py" for name in TOOLS + (CONTROL,)}
+    for link, dest in links.items():
+        if not (os.path.islink(link) and os.readlink(link) == dest):
+            changed.append(link)
+    dirs = [os.path.join(root, d) for d in ("bin", "lib", "state", "dev", "proc", "boot.d")]
+    changed.extend(d for d in dirs if not os.path.isdir(d))
+    if not check:
+        for directory in dirs:
+            os.makedirs(directory, exist_ok=True)
+        if not same:
+            atomic_write(target, program, mode=0o755)
+        for link, dest in links.items():
+            if not (os.path.islink(link) and os.readlink(link) == dest):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(link)
+                os.symlink(dest, link)
+        sim = Sim(root)
+        with sim.locked():
+            if not os.path.exists(os.path.join(sim.state_dir, "kernel.json")):
+                changed.append(os.path.join(sim.state_dir, "kernel.json"))
+            if not os.path.exists(sim.kmsg_path):
+                open(sim.kmsg_path, "a").close()
+            sim.commit()
+    if as_json:
+        say(json.dumps({"changed": bool(changed), "root": root, "paths": changed}, sort_keys=True))
+    elif changed:
+        say("v3sim: %s %s" % ("would install into" if check else "installed into", root))
+    else:
+        say("v3sim: %s is up to date" % root)
+    return 0
+
+
+def cmd_status(sim, args):
+    as_json = pop_flag(args, "--json")
+    if args:
+        return control_error("usage: v3sim status [--json]", 2)
+    with sim.locked():
+        info = status_dict(sim)
+    if as_json:
+        say(json.dumps(info, sort_keys=True, ensure_ascii=True))
+        return 0
+    host = info["host"]
+    say("root:     %s" % info["root"])
+    say("host:     %d cpus, %d node(s) x %d MiB, compiled mem_block_size %d, features: %s" % (
+        host["cpus"], host["nodes"], host["memory_mb"], host["compiled_block_size"],
+        ",".join(host["features"]) or "none"))
+    boot = info["boot"]
+    say("boot:     %s" % ("load v3vee (cpu_list=%s allow_devmem=%s options=%s)" % (
+        boot["cpu_list"], boot["allow_devmem"], boot["options"]) if boot["load"] else "do not load v3vee"))
+    if info["module"]:
+        mod = info["module"]
+        say("module:   loaded (cpu_list=%s allow_devmem=%s options=%s run-time mem_block_size=%d)" % (
+            mod["cpu_list"], mod["allow_devmem"], mod["options"], mod["runtime_block_size"]))
+    else:
+        say("module:   not loaded")
+    for vm in info["vms"]:
+        say("vm:       %s %s %s %d vcores %d bytes" % (vm["device"], vm["name"], vm["state"], vm["vcores"],
+                                                     vm["mem_bytes"]))
+    for pool in info["pools"]:
+        say("pool:     node %d %s %s size=%d free=%d" % (pool["node"], pool["base_hex"], pool["kind"],
+                                                        pool["size"], pool["free"]))
+    say("offline:  %s" % (" ".join("memory%d" % b for b in info["offline_blocks"]) or "none"))
+    for tool, queue in sorted(info["faults"].items()):
+        for fault in queue:
+            say("fault:    %s %s x%d" % (tool, fault["kind"], fault["count"]))
+    return 0
+
+
+def cmd_host(sim, args):
+    check, as_json = pop_flag(args, "--check"), pop_flag(args, "--json")
+    values, rest = pop_opts(args, ("--cpus", "--nodes", "--memory-mb", "--compiled-block-size", "--features"))
+    if rest:
+        return control_error("host: unexpected argument %r" % rest[0], 2)
+    with sim.locked():
+        want = {k: v for k, v in sim.host.items() if k != "boot"}
+        for opt, key in (("--cpus", "cpus"), ("--nodes", "nodes"), ("--memory-mb", "memory_mb"),
+                         ("--compiled-block-size", "compiled_block_size")):
+            if opt in values:
+                want[key] = int_arg(values, opt)
+        if "--features" in values:
+            want["features"] = sorted({f.strip() for f in values["--features"].split(",") if f.strip()})
+        problems = validate_host(want)
+        if problems:
+            return control_error("; ".join(problems), 2)
+        current = {k: v for k, v in sim.host.items() if k != "boot"}
+        changed = want != current
+        if changed and sim.module and not check:
+            return control_error("cannot change the simulated host while the v3vee module is loaded "
+                                 "(run 'v3sim unload' first)")
+        if changed and not check:
+            layout = (want["nodes"], want["memory_mb"]) != (current["nodes"], current["memory_mb"])
+            sim.host.update(want)
+            if layout:
+                sim.kernel["offline_blocks"] = []     # different memory: nothing is offline
+            sim.commit()
+        shown = want
+    if as_json:
+        say(json.dumps({"changed": changed, "host": shown}, sort_keys=True))
+    else:
+        say(dump_json(shown).rstrip("\n"))
+    return 0
+
+
+def cmd_boot(sim, args):
+    check, as_json = pop_flag(args, "--check"), pop_flag(args, "--json")
+    load = True if pop_flag(args, "--load") else (False if pop_flag(args, "--no-load") else None)
+    values, rest = pop_opts(args, ("--cpu-list", "--allow-devmem", "--options"))
+    if rest:
+        return control_error("boot: unexpected argument %r" % rest[0], 2)
+    with sim.locked():
+        want = dict(sim.host["boot"])
+        if load is not None:
+            want["load"] = load
+        for opt, key in (("--cpu-list", "cpu_list"), ("--allow-devmem", "allow_devmem"), ("--options", "options")):
+            if opt in values:
+                want[key] = values[opt] if values[opt] != "" else None
+        changed = want != sim.host["boot"]
+        if changed and not check:
+            sim.host["boot"] = want
+            sim.commit()
+    if as_json:
+        say(json.dumps({"changed": changed, "boot": want}, sort_keys=True))
+    else:
+        say(dump_json(want).rstrip("\n"))
+    return 0
+
+
+def cmd_load(sim, args):
+    values, rest = pop_opts(args, ("--cpu-list", "--allow-devmem", "--options"))
+    if rest:
+        return control_error("load: unexpected argument %r" % rest[0], 2)
+    with sim.locked():
+        code = module_load(sim, values.get("--cpu-list"), values.get("--allow-devmem"), values.get("--options"))
+        sim.commit()
+    return code
+
+
+def cmd_unload(sim, args):
+    if args:
+        return control_error("usage: v3sim unload", 2)
+    with sim.locked():
+        code = module_unload(sim)
+        sim.commit()
+    return code
+
+
+def cmd_reboot(sim, args):
+    if args:
+        return control_error("usage: v3sim reboot", 2)
+    with sim.locked():
+        sim.kernel = fresh_kernel(sim.kernel["boot_count"] + 1)
+        sim.klog("v3sim: simulated host booted (boot %d)" % sim.kernel["boot_count"], raw=True)
+        boot = sim.host["boot"]
+        if boot["load"] and module_load(sim, boot["cpu_list"], boot["allow_devmem"], boot["options"]):
+            sim.klog("v3sim: loading v3vee at boot failed", raw=True)
+        sim.commit()
+    if os.path.isdir(sim.boot_dir):
+        env = dict(os.environ, V3VEE_SIM_ROOT=sim.root,
+                   PATH=sim.bin_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+        for name in sorted(os.listdir(sim.boot_dir)):
+            path = os.path.join(sim.boot_dir, name)
+            if name.startswith(".") or not os.path.isfile(path) or not os.access(path, os.X_OK):
+                continue
+            IO.flush()
+            status = subprocess.run([path], env=env, cwd=sim.root, check=False).returncode
+            if status:
+                IO.err("v3sim: boot.d/%s exited with status %d\n" % (name, status))
+    return 0
+
+
+def cmd_fault(sim, args):
+    as_json = pop_flag(args, "--json")
+    if not args or args[0] not in ("add", "clear", "list"):
+        return control_error("usage: v3sim fault add|clear|list ...", 2)
+    action, args = args[0], args[1:]
+    with sim.locked():
+        if action == "add":
+            values, rest = pop_opts(args, ("--seconds", "--count"))
+            if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang"):
+                return control_error("usage: v3sim fault add TOOL refuse|crash|hang [--seconds N] [--count K]"
+                                     " (TOOL one of %s)" % ", ".join(TOOLS), 2)
+            count = int_arg(values, "--count") if "--count" in values else 1
+            seconds = float(values.get("--seconds", "0"))
+            if count < 1 or seconds < 0:
+                return control_error("--count must be >= 1 and --seconds >= 0", 2)
+            sim.faults.setdefault(rest[0], []).append({"kind": rest[1], "count": count, "seconds": seconds})
+            sim.save_state()
+        elif action == "clear":
+            if len(args) > 1 or (args and args[0] not in TOOLS):
+                return control_error("usage: v3sim fault clear [TOOL]", 2)
+            if args:
+                sim.faults.pop(args[0], None)
+            else:
+                sim.faults.clear()
+            sim.save_state()
+        faults = sim.faults
+    if action == "list":
+        if as_json:
+            say(json.dumps(faults, sort_keys=True))
+        else:
+            for tool, queue in sorted(faults.items()):
+                for fault in queue:
+                    say("%s %s count=%d seconds=%g" % (tool, fault["kind"], fault["count"], fault["seconds"]))
+    return 0
+
+
+def cmd_vm_error(sim, args):
+    if len(args) != 1 or not args[0].isdigit():
+        return control_error("usage: v3sim vm-error SLOT", 2)
+    with sim.locked():
+        vm = sim.vm(int(args[0])) if sim.module else None
+        if vm is None:
+            return control_error("no VM in slot %s" % args[0])
+        freeze_vcores(vm)
+        for core in vm["vcores"]:
+            core["state"] = "stopped"
+        vm["state"] = VM_ERROR
+        sim.klog("v3sim: simulated vcore failure, VM is in the error state", vm=vm["name"])
+        sim.commit()
+    return 0
+
+
+def cmd_build_image(args):
+    if len(args) < 2:
+        return control_error("usage: v3sim build-image IN.xml OUT.img [tag=value ...]", 2)
+    pairs = []
+    for cfg in args[2:]:
+        tag, sep, value = cfg.partition("=")
+        if not sep:
+            return control_error("invalid option format: %s" % cfg, 2)
+        pairs.append((tag, value))
+    img, failure = build_image_from_xml(args[0], pairs, False, IO.out)
+    if failure:
+        return control_error(failure[2].rstrip("\n"))
+    atomic_write(os.path.abspath(args[1]), img)
+    say("Guest Image Created (size=%d)" % len(img))
+    return 0
+
+
+def cmd_dmesg(sim, args):
+    if args:
+        return control_error("usage: v3sim dmesg", 2)
+    with contextlib.suppress(FileNotFoundError):
+        with open(sim.kmsg_path, "rb") as fh:
+            IO.out(fh.read())
+    return 0
+
+
+def control_main(sim, args):
+    if not args or args[0] in ("-h", "--help", "help"):
+        IO.out(CONTROL_HELP)
+        return 0 if args else 2
+    command, args = args[0], list(args[1:])
+    try:
+        if command == "install":
+            return cmd_install(args)
+        if command == "build-image":
+            return cmd_build_image(args)
+        handlers = {"status": cmd_status, "host": cmd_host, "boot": cmd_boot, "load": cmd_load,
+                    "unload": cmd_unload, "reboot": cmd_reboot, "fault": cmd_fault,
+                    "vm-error": cmd_vm_error, "dmesg": cmd_dmesg}
+        if command not in handlers:
+            return control_error("unknown command %r (see v3sim --help)" % command, 2)
+        return handlers[command](sim, args)
+    except ValueError as exc:
+        return control_error(str(exc), 2)
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    argv0 = argv[0]
+    name = os.path.basename(argv0)
+    if name.endswith(".py"):
+        name = name[:-3]
+    # Root: parent of the directory holding argv[0] -- abspath, symlinks NOT resolved.
+    root = os.environ.get("V3VEE_SIM_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(argv0)))
+    sim = Sim(os.path.abspath(root))
+    if name in TOOLS:
+        code = run_tool(sim, name, argv0, argv[1:])
+    elif name == CONTROL:
+        code = control_main(sim, argv[1:])
+    else:
+        IO.err("v3sim: do not know how to behave as %r (tools: %s, controls: v3sim)\n"
+               % (name, ", ".join(TOOLS)))
+        code = 2
+    IO.flush()
+    return code & 0xFF
+
+
+if __name__ == "__main__":
+    sys.exit(main())
