@@ -26,7 +26,7 @@ author:
 options:
   node_mb:
     description:
-      - Desired reserved MB per NUMA node, for example C({0: 512, 1: 256}). Nodes not named are left alone.
+      - 'Desired reserved MB per NUMA node, for example C({0: 512, 1: 256}). Nodes not named are left alone.'
       - Mutually exclusive with O(total_mb).
     type: dict
   total_mb:
