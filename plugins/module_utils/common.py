@@ -29,6 +29,15 @@ SETTINGS = {
 }
 
 
+def find_executable(name, dirs):
+    """The first executable file `name` in `dirs`, or None."""
+    for directory in dirs:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 class V3veeError(Exception):
     """Every failure the engine reports: what failed, the command and its output, what was seen.
 

@@ -77,15 +77,17 @@ def parse_guests(text):
 
 
 _VCORE_RE = re.compile(r'^\s+vcore (\d+) (\S+) on pcore (\d+) (\d+) exits rip=(\S+) (.*)$')
+_REGION_RE = re.compile(r'^\s+region (\d+) has HPAs (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) \(node (-?\d+)\) GPA (0x[0-9a-fA-F]+)(.*)$')
 
 
 def parse_guests_details(text):
-    """Parse v3-guests-details into {slot: {'name', 'state', 'type', 'vcores': [...]}}."""
+    """Parse v3-guests-details into {slot: {'name', 'state', 'type', 'vcores': [...], 'regions': [line...],
+    'memory_regions': [{'region', 'hpa_start', 'hpa_end', 'node', 'gpa', 'flags'}...]}}."""
     result = {}
     current = None
     for line in text.split('\n'):
         if line.startswith('Entry:'):
-            current = {'slot': int(line.split(':', 1)[1]), 'vcores': [], 'regions': []}
+            current = {'slot': int(line.split(':', 1)[1]), 'vcores': [], 'regions': [], 'memory_regions': []}
             result[current['slot']] = current
         elif current is None:
             continue
@@ -105,6 +107,13 @@ def parse_guests_details(text):
                 })
             elif line.strip().startswith('region '):
                 current['regions'].append(line.strip())
+                match = _REGION_RE.match(line)
+                if match:
+                    current['memory_regions'].append({
+                        'region': int(match.group(1)), 'hpa_start': int(match.group(2), 16),
+                        'hpa_end': int(match.group(3), 16), 'node': int(match.group(4)),
+                        'gpa': int(match.group(5), 16), 'flags': match.group(6).split(),
+                    })
     return result
 
 
@@ -140,15 +149,21 @@ def parse_info(text):
 
 _POOL_RE = re.compile(r'Base Addr=([0-9a-fA-Fx]+), order=(\d+), size=(\d+), free=(\d+)')
 _ZONE_RE = re.compile(r'Zone Max Order=(\d+), Min Order=(\d+)')
+_FREE_LIST_RE = re.compile(r'^\s*order\s+(\d+): (\d+) free blocks')
 
 
 def parse_mem(text):
-    """Parse one v3-mem<node> buddy dump into {'max_order', 'min_order', 'pools': [Pool]}."""
-    zone = {'pools': []}
+    """Parse one v3-mem<node> buddy dump into {'max_order', 'min_order', 'pools': [Pool],
+    'free_lists': {order: free block count}} (orders are log2 of bytes: 12 = one page)."""
+    zone = {'pools': [], 'free_lists': {}}
     for line in text.split('\n'):
         match = _ZONE_RE.search(line)
         if match:
             zone['max_order'], zone['min_order'] = int(match.group(1)), int(match.group(2))
+            continue
+        match = _FREE_LIST_RE.match(line)
+        if match:
+            zone['free_lists'][int(match.group(1))] = int(match.group(2))
             continue
         match = _POOL_RE.search(line)
         if match:
@@ -173,6 +188,24 @@ def free_blocks(zones, block_size):
 
 def blocks_needed(mem_bytes, block_size):
     return -(-mem_bytes // block_size)
+
+
+def vms_fitting(zones, block_size, mem_bytes):
+    """How many more VMs of mem_bytes the pools can hold: the rule v3vee_vm's preflight applies
+    to one VM (blocks_needed <= free_blocks), applied repeatedly."""
+    if not block_size or mem_bytes <= 0:
+        return 0
+    return free_blocks(zones, block_size) // blocks_needed(mem_bytes, block_size)
+
+
+def largest_free_block(zone):
+    """Bytes of the largest block the zone's buddy allocator can hand out now (its highest
+    non-empty free list), or None when the dump has no free-list lines."""
+    lists = zone.get('free_lists')
+    if not lists:
+        return None
+    orders = [order for order, count in lists.items() if count > 0]
+    return (1 << max(orders)) if orders else 0
 
 
 class Snapshot(object):

@@ -14,7 +14,7 @@ import os
 import re
 import time
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import TOOL_SEARCH_DIRS, V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import TOOL_SEARCH_DIRS, V3veeError, find_executable
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_RESULT, STEP_TOOLS
 
 CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')
@@ -57,12 +57,15 @@ class Tools(object):
             return [self.settings.tools_dir]
         return [d for d in os.environ.get('PATH', '').split(os.pathsep) if d] + list(TOOL_SEARCH_DIRS)
 
+    def find(self, tool):
+        """Path of the tool, or None."""
+        return find_executable(tool, self.search_dirs())
+
     def which(self, tool):
+        path = self.find(tool)
+        if path is not None:
+            return path
         dirs = self.search_dirs()
-        for directory in dirs:
-            path = os.path.join(directory, tool)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                return path
         raise V3veeError('Palacios tool %s not found (looked in %s). Install the v3 tools (role '
                          'v3vee.palacios.palacios_module) or set tools_dir / V3VEE_TOOLS_DIR.'
                          % (tool, ', '.join(dirs)), tool=tool)

@@ -122,3 +122,44 @@ def test_reader_reads_a_tree(tmp_path):
     assert snap.loaded and snap.block_size == 134217728 and snap.free_blocks() == 1
     assert snap.free_slots()[:2] == [2, 3] and len(snap.free_slots()) == 30
     assert snap.by_name('db')[0].index == 1
+
+
+def test_parses_the_free_lists_of_the_buddy_dump():
+    zone = proc.parse_mem(MEM_THREE_POOLS.replace('  order 22: 0 free blocks\n',
+                                                  '  order 22: 0 free blocks\n  order 27: 1 free blocks\n'))
+    assert zone['free_lists'] == {12: 0, 22: 0, 27: 1}
+    assert proc.largest_free_block(zone) == 134217728
+
+
+def test_largest_free_block_is_zero_when_every_list_is_empty_and_unknown_without_lists():
+    assert proc.largest_free_block(proc.parse_mem(MEM_AFTER_INSMOD)) == 0
+    assert proc.largest_free_block({'pools': []}) is None
+
+
+def test_vms_fitting_applies_the_preflight_rule_repeatedly():
+    zones = {0: proc.parse_mem(MEM_THREE_POOLS)}
+    block = 134217728
+    assert proc.vms_fitting(zones, block, 128 * 1048576) == 1
+    assert proc.vms_fitting(zones, block, 129 * 1048576) == 0  # needs 2 blocks, 1 is free
+    assert proc.vms_fitting(zones, 4194304, 8 * 1048576) == 16  # 32 free 4 MB blocks, 2 per VM
+    assert proc.vms_fitting(zones, None, 1048576) == 0
+
+
+def test_parses_details_memory_regions():
+    (detail,) = proc.parse_guests_details(DETAILS).values()
+    assert detail['memory_regions'] == [{'region': 0, 'hpa_start': 0x8000000, 'hpa_end': 0x10000000, 'node': 0,
+                                         'gpa': 0, 'flags': []}]
+
+
+def test_reader_reads_each_file_once(tmp_path, monkeypatch):
+    (tmp_path / 'v3-info').write_text(INFO)
+    (tmp_path / 'v3-guests').write_text(GUESTS_TWO)
+    (tmp_path / 'v3-guests-details').write_text(DETAILS)
+    (tmp_path / 'v3-mem0').write_text(MEM_THREE_POOLS)
+    reader = proc.ProcReader(str(tmp_path))
+    reads = []
+    original = reader._read
+    monkeypatch.setattr(reader, '_read', lambda name: reads.append(name) or original(name))
+    snap = reader.snapshot(memory=True, details=True)
+    assert sorted(reads) == ['v3-guests', 'v3-guests-details', 'v3-info', 'v3-mem0']
+    assert snap.details[0]['name'] == 'vm1' and snap.zones[0]['pools']
