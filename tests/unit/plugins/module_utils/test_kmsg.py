@@ -72,9 +72,9 @@ def test_last_matching_keeps_order_and_bound():
 
 
 def test_vm_filter_takes_only_scoped_messages():
-    lines, _ = kmsg.last_matching(DMESG, 50, kmsg.matcher(vm='web1'))
+    lines = kmsg.last_matching(DMESG, 50, kmsg.matcher(vm='web1'))[0]
     assert lines == DMESG[2:4]
-    lines, _ = kmsg.last_matching(DMESG, 50, kmsg.matcher(vm='my db'))
+    lines = kmsg.last_matching(DMESG, 50, kmsg.matcher(vm='my db'))[0]
     assert lines == DMESG[6:7]
 
 
@@ -109,7 +109,7 @@ def test_tail_file_does_not_read_a_large_log_whole(tmp_path, monkeypatch):
     noise = ['[ %d.0] usb 1-1: new device' % i for i in range(200000)]
     path = _log(tmp_path / 'messages', noise + DMESG)
     size = os.path.getsize(path)
-    lines, _ = kmsg.tail_file(path, 3, kmsg.matcher())
+    lines = kmsg.tail_file(path, 3, kmsg.matcher())[0]
     assert lines == [DMESG[3], DMESG[4], DMESG[6]]
     # Bounded: a log without enough Palacios lines is read at most max_bytes back.
     lines, more = kmsg.tail_file(path, 50, kmsg.matcher(), max_bytes=65536)
@@ -119,7 +119,7 @@ def test_tail_file_does_not_read_a_large_log_whole(tmp_path, monkeypatch):
 def test_tail_file_undecodable_bytes_do_not_break(tmp_path):
     path = tmp_path / 'k.log'
     path.write_bytes(b'[ 1.0] palacios (pcore 0 vm caf\xe9): created\n')
-    (line,), _ = kmsg.tail_file(str(path), 5, kmsg.matcher())
+    (line,) = kmsg.tail_file(str(path), 5, kmsg.matcher())[0]
     assert kmsg.parse_line(line)['message'] == 'created'
 
 

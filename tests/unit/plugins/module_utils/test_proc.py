@@ -146,7 +146,7 @@ def test_vms_fitting_applies_the_preflight_rule_repeatedly():
 
 
 def test_parses_details_memory_regions():
-    (detail,) = proc.parse_guests_details(DETAILS).values()
+    detail = proc.parse_guests_details(DETAILS)[0]
     assert detail['memory_regions'] == [{'region': 0, 'hpa_start': 0x8000000, 'hpa_end': 0x10000000, 'node': 0,
                                          'gpa': 0, 'flags': []}]
 
