@@ -30,8 +30,9 @@ options:
       - Which facts to gather, as with M(ansible.builtin.setup). V(all), or any of V(tools), V(host), V(memory),
         V(vms), V(telemetry); prefix a name with C(!) to leave it out (V(!all) leaves out everything not named).
       - A subset named explicitly is gathered even if also excluded. Only exclusions mean everything else.
-      - V(min) (always gathered) is RV(ansible_facts.v3vee.module_loaded), RV(ansible_facts.v3vee.backend),
-        RV(ansible_facts.v3vee.paths) and RV(ansible_facts.v3vee.problems).
+      - V(min) (always gathered) is RV(ansible_facts.v3vee.module_loaded), RV(ansible_facts.v3vee.control_device_present),
+        RV(ansible_facts.v3vee.backend), RV(ansible_facts.v3vee.paths), RV(ansible_facts.v3vee.problems) and
+        RV(ansible_facts.v3vee.gather_subset).
       - A subset left out has no key in the facts; one gathered but unavailable (the module is not loaded)
         is null.
     type: list
@@ -111,6 +112,8 @@ notes:
     (recorded, not in the kernel), V(not_in_inventory) (in the kernel only, for example made with C(v3_create) on the
     command line). A record is matched to the VM in its recorded slot when the name agrees, else to the only kernel
     VM with its name; duplicate names are never guessed (drift V(duplicate_names)).
+  - All facts live under one key, so a later run with fewer subsets replaces C(ansible_facts.v3vee) as a whole;
+    C(register) the results to keep both.
   - The kernel allows several VMs with one name, so RV(ansible_facts.v3vee.vms) (a list) is complete, while
     RV(ansible_facts.v3vee.vms_by_name) leaves out names that several VMs carry (listed in
     RV(ansible_facts.v3vee.duplicate_names)).
