@@ -50,6 +50,10 @@ class HostSession(object):
         result['duration'] = round(time.time() - self.started, 3)
         if not self.module._diff:
             result.pop('diff', None)
+        if result.get('failed'):
+            # A run that did its work but must report failures (v3vee_inventory recover goes on past a
+            # failing VM): the full result, after the lock and the transaction are released.
+            self.module.fail_json(**result)
         self.module.exit_json(**result)
 
     def fail(self, err):

@@ -15,7 +15,7 @@ import time
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import content, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of, kernel_state, plan_vm
-from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, VmEntry, blocks_needed
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, Snapshot, VmEntry, blocks_needed
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
@@ -69,6 +69,10 @@ class Host(object):
         self.tools = Tools(settings, runner)
         self.executor = Executor(self.tools, self.reader, settings.dev_dir, wait=wait, timeout=timeout)
         self.warnings = []
+        # Check mode: slot -> the VmEntry a real run would have left there so far (None: freed), so
+        # that several converges in one run (v3vee_inventory recover) see each other's predicted
+        # VMs, slots and memory, as they would see the real ones.
+        self.predicted = {}
 
     # -- observe ---------------------------------------------------------------------------
     def snapshot(self, memory=False):
@@ -78,7 +82,7 @@ class Host(object):
             snap = self.reader.snapshot(memory=memory)
             if all(kernel_state(e.state) is not None or e.state is None for e in snap.guests) \
                     or time.time() >= deadline:
-                return snap
+                return with_predictions(snap, self.predicted)
             time.sleep(self.executor.poll)
 
     def locate(self, name, record, snap):
@@ -165,6 +169,11 @@ class Host(object):
 
         if self.check_mode:
             after_entry = self.predict(name, plan, snap, entry, shape)
+            if plan.steps:
+                if entry is not None:
+                    self.predicted[entry.index] = None
+                if after_entry is not None:
+                    self.predicted[after_entry.index] = after_entry
             after_record = self._record(name, plan, before_record, after_entry)
             return self._result(name, plan, before, before_record, after_record, after_entry)
 
@@ -210,6 +219,37 @@ class Host(object):
             'steps': list(plan.steps),
             'diff': {'before': before, 'after': after},
         }
+
+
+def with_predictions(snap, predicted):
+    """`snap` with the predicted kernel changes applied: VMs replaced per slot, and their memory
+    blocks given back to / taken from the pools (only whole blocks count, see proc.free_blocks)."""
+    if not predicted or not snap.loaded:
+        return snap
+    guests = dict((e.index, e) for e in snap.guests)
+    block = snap.block_size
+    pools = dict((node, list(zone['pools'])) for node, zone in snap.zones.items())
+
+    def move(mem_bytes, sign):
+        left = blocks_needed(mem_bytes, block) if mem_bytes and block else 0
+        if not left:
+            return
+        for node in sorted(pools):
+            for i, pool in enumerate(pools[node]):
+                room = (pool.free if sign < 0 else pool.size - pool.free) // block
+                take = min(room, left)
+                pools[node][i] = pool._replace(free=pool.free + sign * take * block)
+                left -= take
+
+    for slot in sorted(predicted):
+        old = guests.pop(slot, None)
+        if old is not None:
+            move(old.mem_bytes, +1)
+        if predicted[slot] is not None:
+            guests[slot] = predicted[slot]
+            move(predicted[slot].mem_bytes, -1)
+    zones = dict((node, dict(snap.zones[node], pools=pools[node])) for node in pools)
+    return Snapshot(True, [guests[i] for i in sorted(guests)], snap.info, zones, snap.details)
 
 
 def _link(entry):
