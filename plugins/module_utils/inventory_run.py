@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, v3vee.palacios maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One v3vee_inventory run: its operations in their fixed order, over one staged inventory.
+
+Order: gui_import -> vms -> adopt -> reconcile -> recover -> gui_export. Records are decided
+first (nothing is written and no tool runs if any of that fails), then recover acts on the
+kernel VM by VM, then the records are written (one transaction) and the GUI file exported
+from the result.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.v3vee.palacios.plugins.module_utils import guifile
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import CONTENT_FIELDS, FIELDS
+from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of
+from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, NOT_IN_INVENTORY, classify
+from ansible_collections.v3vee.palacios.plugins.module_utils.recover import SKIP, plan_recover
+from ansible_collections.v3vee.palacios.plugins.module_utils.records import (
+    StagedStore, link, plan_adopt, plan_import, plan_records, plan_reconcile)
+from ansible_collections.v3vee.palacios.plugins.module_utils.vm import record_state
+
+OPERATIONS = ('gui_import', 'vms', 'adopt', 'reconcile', 'recover', 'gui_export')
+
+
+def summarize(classified):
+    summary = dict((category, {'count': 0, 'names': []}) for category in CATEGORIES)
+    for item in classified:
+        summary[item['category']]['count'] += 1
+        summary[item['category']]['names'].append(item['name'])
+    return summary
+
+
+def record_views(classified):
+    views = []
+    for item in classified:
+        if item['record'] is None:
+            continue
+        view = dict((key, item['record'].get(key)) for key in FIELDS)
+        view['category'] = item['category']
+        view['state'] = item['entry'].state if item['entry'] is not None else 'inactive'
+        views.append(view)
+    return views
+
+
+def _contents(records):
+    return dict((r['name'], dict((k, r.get(k)) for k in CONTENT_FIELDS if k != 'name')) for r in records)
+
+
+def export_lines(classified):
+    """GUI lines for every record: dev and state from the kernel (gotcha 19: the GUI's own state
+    drifts), an inactive VM with an empty dev and its desired state, a config-only VM with an
+    empty image (the GUI can show it but not activate it). Records whose paths the format cannot
+    carry are skipped and reported."""
+    lines, skipped = [], []
+    for item in classified:
+        record, entry = item['record'], item['entry']
+        if record is None:
+            continue
+        line = guifile.GuiLine(None, record['name'], record.get('config') or '',
+                               entry.device if entry is not None else '',
+                               guifile.gui_state(entry.state if entry is not None else record.get('desired_state')),
+                               record.get('image') or '')
+        problems = [p for p in (guifile.field_problem('name', line.name), guifile.field_problem('config', line.config),
+                                guifile.field_problem('image', line.image)) if p]
+        if problems:
+            skipped.append({'name': line.name, 'reason': problems[0]})
+            continue
+        lines.append(line)
+    return lines, skipped
+
+
+class InventoryRun(object):
+    def __init__(self, session, store, params):
+        self.session = session
+        self.host = session.host
+        self.check_mode = session.host.check_mode
+        self.params = params
+        self.staged = StagedStore(store)
+        self.store_path = session.settings.inventory_path
+        self.result = {'changed': False}
+        self.errors = []
+        self.file_diff = None
+
+    def warn(self, text):
+        self.host.warnings.append(text)
+
+    def run(self):
+        snap = self.host.snapshot()
+        guests = snap.guests
+        before = self.staged.all()
+        start_slots = dict((r['name'], r.get('slot')) for r in before)
+        self.result['drift'] = dict((i['name'], i['drift']) for i in classify(before, guests) if i['drift'])
+
+        params = self.params
+        if params['gui_import']:
+            self.gui_import(params['gui_import'], guests)
+        if params['vms']:
+            self.result['vms'] = plan_records(params['vms'], self.staged, guests, force=params['force'])
+        if params['adopt']:
+            self.result['adopt'] = plan_adopt(params['adopt'], self.staged, guests)
+            for item in self.result['adopt']:
+                if item['result'] in ('not_in_kernel', 'duplicate_names'):
+                    devices = ' (%s)' % ', '.join(item['devices']) if item['devices'] else ''
+                    self.warn('adopt %r: %s%s; not adopted.' % (item['name'], item['result'].replace('_', ' '), devices))
+        if params['reconcile']:
+            self.result['reconcile'] = plan_reconcile(self.staged, guests)
+        kernel_changed = False
+        if params['recover']:
+            kernel_changed = self.recover(guests, start_slots)
+
+        records_changed = self.staged.changed()
+        if not self.check_mode:
+            self.staged.flush()
+        after = self.staged.all()
+        classified = classify(after, self.host.snapshot().guests)
+        export_changed = False
+        if params['gui_export']:
+            export_changed = self.gui_export(params['gui_export'], classified)
+
+        self.result.update(
+            changed=records_changed or kernel_changed or export_changed,
+            records=record_views(classified),
+            summary=summarize(classified),
+            not_in_inventory=[{'name': i['entry'].name, 'slot': i['entry'].index, 'device': i['entry'].device,
+                               'state': i['entry'].state} for i in classified if i['category'] == NOT_IN_INVENTORY],
+        )
+        diff = [{'before_header': 'inventory %s' % self.store_path, 'after_header': 'inventory %s' % self.store_path,
+                 'before': _contents(before), 'after': _contents(after)}]
+        if self.file_diff:
+            diff.append(self.file_diff)
+        self.result['diff'] = diff
+        if self.errors:
+            self.result['failed'] = True
+            self.result['errors'] = self.errors
+            self.result['msg'] = 'recover failed for %d VM(s): %s' % (
+                len(self.errors), '; '.join('%s: %s' % (e['name'], e['msg']) for e in self.errors))
+        return self.result
+
+    # -- operations --------------------------------------------------------------------------
+    def gui_import(self, path, guests):
+        data = guifile.read(path)
+        if data is None:
+            raise V3veeError('gui_import: %s does not exist.' % path)
+        lines, bad = guifile.parse(data)
+        report = plan_import(lines, self.staged, guests, os.path.dirname(os.path.abspath(path)),
+                             self.params['import_conflict'])
+        report['path'] = path
+        report['bad_lines'] = bad
+        for item in bad:
+            self.warn('%s line %d not imported: %s.' % (path, item['line'], item['reason']))
+        for conflict in report['conflicts']:
+            if conflict['resolution'] != 'replaced':
+                self.warn('%s line %d (%s) differs from the inventory in %s; the inventory record was kept%s.'
+                          % (path, conflict['line'], conflict['name'], ', '.join(sorted(conflict['differences'])),
+                             ' (%s)' % conflict['reason'] if conflict.get('reason') else ''))
+        self.result['gui_import'] = report
+
+    def recover(self, guests, start_slots):
+        results = []
+        kernel_changed = False
+        for item in plan_recover(self.staged.all(), guests, start_slots):
+            name = item['name']
+            out = {'name': name, 'desired_state': item['desired_state'], 'action': item['action'],
+                   'state_before': record_state(item['observed']) if item['observed'] else None,
+                   'steps': item['steps'], 'changed': False, 'state': None, 'device': None, 'error': None}
+            results.append(out)
+            if item['action'] == SKIP:
+                out.update(reason=item['reason'], state=out['state_before'], device=item['device'])
+                continue
+            before = self.staged.get(name)
+            try:
+                converged = self.host.converge(self.staged, name, item['desired_state'])
+            except V3veeError as err:
+                out['error'] = str(err)
+                self.errors.append({'name': name, 'msg': str(err)})
+                # What the kernel shows now (a real run recorded it; check mode failed before any step).
+                current = self.staged.get(name)
+                out['device'] = current.get('device') if current else None
+                out['state'] = current.get('observed_state') if current else None
+                continue
+            vm = converged['vm']
+            out.update(steps=converged['steps'], changed=converged['changed'], state=vm['state'], device=vm['device'])
+            kernel_changed = kernel_changed or bool(converged['steps'])
+            if self.check_mode:
+                # Converge records nothing in check mode: record its prediction here, so that what
+                # follows (export, the returned records) sees what the real run will leave.
+                entry = self.host.snapshot().by_slot(vm['slot']) if vm['slot'] is not None else None
+                self.staged.put(link(name, definition_of(before), entry, vm['desired_state'], before))
+        self.result['recover'] = results
+        return kernel_changed
+
+    def gui_export(self, path, classified):
+        lines, skipped = export_lines(classified)
+        for item in skipped:
+            self.warn('gui_export: VM %r is not written to %s: %s.' % (item['name'], path, item['reason']))
+        data = guifile.render(lines)
+        current = guifile.read(path)
+        changed = data != current
+        if changed and not self.check_mode:
+            guifile.write_atomic(path, data)
+        self.result['gui_export'] = {'path': path, 'changed': changed, 'lines': len(lines), 'skipped': skipped}
+        self.file_diff = {'before_header': path, 'after_header': path,
+                          'before': (current or b'').decode('utf-8', 'replace'), 'after': data.decode('utf-8')}
+        return changed
