@@ -56,8 +56,10 @@ def resolve_subsets(gather_subset):
 def _snapshot(reader, memory, details, problems):
     try:
         return reader.snapshot(memory=memory, details=details)
-    except V3veeError as err:
-        problems.append(str(err))
+    except (V3veeError, ValueError) as err:
+        # A proc file that does not parse: report it, show the kernel side as empty.
+        problems.append('%s' % err if isinstance(err, V3veeError) else
+                        'Cannot parse %s: %s. Is this a Palacios /proc/v3vee?' % (reader.proc_dir, err))
         return Snapshot(reader.module_loaded())
 
 
@@ -246,6 +248,8 @@ def gather(settings, runner, subsets=SUBSETS, vm_mem_mb=(128,), vm_details=False
         # Before /proc: on real Palacios every read of v3-guests logs a line of its own.
         facts['telemetry'] = kmsg.collect(runner, count=telemetry_lines, vm=telemetry_vm, source=telemetry_source,
                                           kernel_log=settings.kernel_log, exclude=telemetry_exclude, which=which)
+        if facts['telemetry']['error']:
+            problems.append(facts['telemetry']['error'])
     if 'tools' in subsets:
         facts['tools'] = tool_facts(settings, runner)
     if set(subsets) & set(('host', 'memory', 'vms')):

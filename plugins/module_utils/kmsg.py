@@ -214,16 +214,18 @@ def collect(runner, count=50, vm=None, source='auto', kernel_log=None, exclude=D
     JOURNAL_SCAN_LINES kernel messages), dmesg, /var/log/kern.log, /var/log/messages (each
     read backwards, at most FILE_SCAN_BYTES). `source` limits the search to the files
     ('file'), the journal or dmesg; messages matching an `exclude` regular expression are
-    skipped. Nothing found is not an error: `source` is None and
-    `tried` says why. `runner(argv, env_update=...)` -> (rc, stdout, stderr), never a shell.
+    skipped. Nothing found is not an error: `source` is None and `tried` says why; `error` is
+    set only when the configured log exists but cannot be read. `runner(argv, env_update=...)` -> (rc, stdout, stderr), never a shell.
     """
     match = matcher(vm, exclude)
     tried = []
     result = None
+    error = None
     for kind, what in _candidates(source, kernel_log, syslog_files):
         if kind == 'configured':
             if os.path.exists(what):
                 result, why = _from_file(what, count, match)
+                error = 'Cannot read the kernel log %s' % why if why else None
             else:
                 result, why = _result('file', [], False, path=what), '%s does not exist (yet)' % what
             if result is None:
@@ -251,4 +253,5 @@ def collect(runner, count=50, vm=None, source='auto', kernel_log=None, exclude=D
     result['vm'] = vm
     result['exclude'] = list(exclude or ())
     result['tried'] = tried
+    result['error'] = error
     return result

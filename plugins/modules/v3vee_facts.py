@@ -548,6 +548,10 @@ ansible_facts:
               type: list
               elements: str
               sample: [journalctl not found]
+            error:
+              description: Why the configured O(kernel_log) could not be read (also in RV(ansible_facts.v3vee.problems)); null
+                otherwise.
+              type: str
 v3vee:
   description: The same dictionary as RV(ansible_facts.v3vee), for C(register).
   returned: always

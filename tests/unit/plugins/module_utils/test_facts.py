@@ -276,6 +276,22 @@ def test_unparsable_proc_is_a_problem_not_a_failure(tmp_path):
     assert 'Cannot parse line 1 of v3-guests' in out['problems'][0]
 
 
+def test_garbage_in_the_details_file_is_a_problem_not_a_failure(tmp_path):
+    settings = build(tmp_path, vms=[(0, 'web1', 'running', BLOCK)])
+    with open(os.path.join(settings.proc_dir, 'v3-guests-details'), 'w') as handle:
+        handle.write('Entry:        zero\n')
+    out = gather(settings, subsets=['vms'], vm_details=True)
+    assert out['vms'] == [] and 'Cannot parse' in out['problems'][0]
+
+
+def test_an_unreadable_configured_kernel_log_is_a_problem(tmp_path):
+    settings = build(tmp_path)
+    os.mkdir(settings.kernel_log)
+    out = gather(settings, subsets=['telemetry'])
+    assert out['telemetry']['lines'] == [] and out['telemetry']['error'].startswith('Cannot read the kernel log')
+    assert out['problems'] == [out['telemetry']['error']]
+
+
 def test_reads_each_proc_file_once_and_writes_nothing(tmp_path, monkeypatch):
     vms = [(slot, 'vm%d' % slot, 'running', BLOCK) for slot in range(32)]
     settings = build(tmp_path, vms=vms, nodes=2)

@@ -141,7 +141,7 @@ def test_configured_kernel_log_is_the_only_source_even_before_it_exists(tmp_path
     runner = Runner({})
     result = kmsg.collect(runner, kernel_log=str(tmp_path / 'kmsg.log'), which=_which(['journalctl', 'dmesg']))
     assert result['source'] == 'file' and result['lines'] == [] and runner.calls == []
-    assert 'does not exist' in result['tried'][0]
+    assert 'does not exist' in result['tried'][0] and result['error'] is None
     _log(tmp_path / 'kmsg.log', DMESG)
     result = kmsg.collect(runner, count=2, kernel_log=str(tmp_path / 'kmsg.log'))
     assert result['lines'] == [DMESG[4], DMESG[6]] and result['messages'][1]['vm'] == 'my db'
