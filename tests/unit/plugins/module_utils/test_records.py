@@ -36,12 +36,12 @@ def staged(*records):
     return rec.StagedStore(Memory(*records))
 
 
-def active(name, slot, state='running', desired='running', definition=XML):
-    return new_record(name, definition, slot, '/dev/v3-vm%d' % slot, state, desired)
+def active(name, slot, state='running', desired='running', definition=None):
+    return new_record(name, definition or XML, slot, '/dev/v3-vm%d' % slot, state, desired)
 
 
-def inactive(name, desired='inactive', definition=XML, slot=None):
-    record = new_record(name, definition, desired_state=desired)
+def inactive(name, desired='inactive', definition=None, slot=None):
+    record = new_record(name, definition or XML, desired_state=desired)
     if slot is not None:  # a stale link, as after a reboot
         record.update(slot=slot, device='/dev/v3-vm%d' % slot, observed_state=desired)
     return record
