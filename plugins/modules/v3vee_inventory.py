@@ -100,8 +100,10 @@ options:
   recover:
     description:
       - Bring every recorded VM whose desired state is V(stopped), V(running) or V(paused) to that state, as
-        M(v3vee.palacios.v3vee_vm) would (after a reboot that means create, launch, pause as needed). Records
-        with desired state V(inactive) are left alone; recover never frees a VM.
+        M(v3vee.palacios.v3vee_vm) would - after a reboot that means create, launch, pause as needed; a VM that
+        drifted is continued, paused or stopped; a VM in V(ERROR) is freed and re-created.
+      - Records with desired state V(inactive) are left alone, even when their VM is in the kernel; recover
+        never tears a live VM down.
       - VMs are recreated in the order of the slots they were recorded in, so that after a reboot they get
         the same C(/dev/v3-vmN) back; VMs without a recorded slot follow by name.
       - Recover does not reserve memory (M(v3vee.palacios.v3vee_memory) does); a VM that does not fit fails
