@@ -63,7 +63,7 @@ def classify(records, guests):
     out = []
     claimed = set()
     for record in sorted(records, key=lambda r: r['name']):
-        entry, drift, _ = match_record(record['name'], record.get('slot'), guests)
+        entry, drift = match_record(record['name'], record.get('slot'), guests)[:2]
         if entry is not None:
             claimed.add(entry.index)
         drift = drift + state_drift(record, entry)

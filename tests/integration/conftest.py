@@ -73,7 +73,7 @@ def run_target(target, work_dir, reserve_mb=1024):
         handle.write(PLAY.format(target=target, work=work_dir, python=sys.executable, reserve_mb=reserve_mb))
     proc = subprocess.run([ansible_bin('ansible-playbook'), '-i', 'localhost,', playbook],
                           env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, cwd=str(work_dir))
+                          universal_newlines=True, cwd=str(work_dir), check=False)
     return proc
 
 
