@@ -91,8 +91,9 @@ demo() {
   log "building and installing the collection"
   mkdir -p "$TMP/dist"
   ansible-galaxy collection build --force --output-path "$TMP/dist" >/dev/null
-  ansible-galaxy collection install --force "$TMP/dist/v3vee-palacios-$(sed -n 's/^version: //p' galaxy.yml).tar.gz" >/dev/null
-  unset ANSIBLE_COLLECTIONS_PATH  # use the installed copy, as a user would
+  unset ANSIBLE_COLLECTIONS_PATH  # install into, and use, the user's collections, as a user would
+  ansible-galaxy collection install --force -p "$HOME/.ansible/collections" \
+    "$TMP/dist/v3vee-palacios-$(sed -n 's/^version: //p' galaxy.yml).tar.gz" >/dev/null
   log "simulated Palacios on localhost + the demo"
   ansible-playbook -i localhost, -c local playbooks/demo.yml "$@"
 }
