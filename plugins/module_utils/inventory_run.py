@@ -144,9 +144,9 @@ class InventoryRun(object):
     # -- operations --------------------------------------------------------------------------
     def gui_import(self, path, guests):
         data = guifile.read(path)
-        if data is None:
+        if data is None and path != self.params['gui_export']:
             raise V3veeError('gui_import: %s does not exist.' % path)
-        lines, bad = guifile.parse(data)
+        lines, bad = guifile.parse(data or b'')
         report = plan_import(lines, self.staged, guests, os.path.dirname(os.path.abspath(path)),
                              self.params['import_conflict'])
         report['path'] = path

@@ -157,7 +157,8 @@ options:
         directory, then a rename, as the GUI does); an existing file keeps its mode and owner, a new one gets
         mode C(0644). The directory must exist. The GUI does not lock the file - do not save from the GUI while
         a playbook exports.
-      - The same path as O(gui_import) synchronises both ways (import first, export last).
+      - The same path as O(gui_import) synchronises both ways (import first, export last); then the file
+        need not exist yet.
     type: path
   force:
     description: Allow O(vms[].state=absent) to remove the record of an active VM (the VM stays in the kernel).
@@ -570,7 +571,9 @@ def checked_items(option, items):
 def checked_params(params):
     """Input errors fail here, before the lock is taken or anything is read."""
     checked = dict(params, vms=checked_items('vms', params['vms']), adopt=checked_items('adopt', params['adopt']))
-    if params['gui_import'] and not os.path.isfile(params['gui_import']):
+    # A file to sync with (the same path exported) may not exist yet; a file only imported must.
+    if params['gui_import'] and not os.path.isfile(params['gui_import']) \
+            and (os.path.exists(params['gui_import']) or params['gui_import'] != params['gui_export']):
         raise V3veeError('gui_import: %s does not exist or is not a file.' % params['gui_import'])
     if params['gui_export']:
         directory = os.path.dirname(os.path.abspath(params['gui_export']))

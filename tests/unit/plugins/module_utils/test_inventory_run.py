@@ -170,3 +170,16 @@ def test_export_skips_paths_the_format_cannot_carry():
 def test_kernel_vms_without_record_are_not_exported():
     lines = export([], [VmEntry(0, 'cli', '/dev/v3-vm0', 'running', 1, 1, 134217728, 'general')])[0]
     assert lines == []
+
+
+def test_sync_with_a_gui_file_that_does_not_exist_yet_creates_it(tmp_path, host):
+    seed(tmp_path, new_record('db', IMG, desired_state='stopped'))
+    gui = str(tmp_path / guifile.FILE_NAME)
+    result = run(tmp_path, False, gui_import=gui, gui_export=gui)[0]
+    assert result['changed'] and result['gui_import']['not_in_file'] == ['db']
+    assert open(gui, 'rb').read() == b'db,,,0,/srv/db.img\n'
+
+
+def test_import_of_a_missing_file_fails(tmp_path, host):
+    with pytest.raises(V3veeError, match='does not exist'):
+        run(tmp_path, False, gui_import=str(tmp_path / 'nope.txt'))
