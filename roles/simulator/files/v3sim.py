@@ -22,22 +22,17 @@ observed on the real thing).  Comments say which Palacios rule a piece of code f
 """
 
 import contextlib
-import errno
 import fcntl
 import json
-import math
 import os
 import re
-import resource
 import signal
-import socket
-import stat
 import struct
-import subprocess
 import sys
-import tempfile
 import time
-import xml.parsers.expat
+
+# socket, subprocess, resource and xml.parsers.expat are imported where they are used:
+# every tool run is a fresh process, so start-up time matters.
 
 # --------------------------------------------------------------------------------------
 # Constants (Palacios / Linux facts)
@@ -142,6 +137,7 @@ IO = CStdio()
 
 def die_by_signal(signum=signal.SIGSEGV):
     """Die like the real tool does on a NULL dereference: by the signal, stdout lost."""
+    import resource
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     signal.signal(signum, signal.SIG_DFL)
@@ -316,8 +312,9 @@ def atomic_write(path, data, mode=0o644, tmpdir=None):
     if isinstance(data, str):
         data = os.fsencode(data)
     directory = tmpdir or os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".v3sim-", dir=directory)
+    tmp = os.path.join(directory, ".v3sim-%d-%s" % (os.getpid(), os.urandom(6).hex()))
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, mode)
@@ -920,6 +917,7 @@ class XNode:
 def xml_parse(data):
     """Parse XML bytes: (root XNode, None) or (None, ezxml-style error text).  Comments,
     processing instructions and text outside the root element are dropped, as ezxml does."""
+    import xml.parsers.expat
     parser = xml.parsers.expat.ParserCreate()
     parser.ordered_attributes = True
     parser.buffer_text = True
@@ -1586,6 +1584,7 @@ def store_read(sim, vm, kind, where):
 
 def net_send(host, port, snap):
     """Migration stream: 8-byte length + JSON; the receiver answers OK or NO."""
+    import socket
     payload = json.dumps(snap).encode()
     try:
         with socket.create_connection((host, port), timeout=NET_TIMEOUT) as conn:
@@ -1598,6 +1597,7 @@ def net_send(host, port, snap):
 
 def net_receive(sim, host, port, apply):
     """Listen, take the first connection that sends a stream, hand it to apply()."""
+    import socket
     try:
         srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -2102,6 +2102,7 @@ def online_memory(sim, base, length):
 
 def c_system(command):
     """system(3): /bin/sh -c command; returns the raw wait status."""
+    import subprocess
     try:
         proc = subprocess.run(["/bin/sh", "-c", command], check=False)
     except OSError:
@@ -2606,6 +2607,7 @@ def cmd_reboot(sim, args):
             sim.klog("v3sim: loading v3vee at boot failed", raw=True)
         sim.commit()
     if os.path.isdir(sim.boot_dir):
+        import subprocess
         env = dict(os.environ, V3VEE_SIM_ROOT=sim.root,
                    PATH=sim.bin_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
         for name in sorted(os.listdir(sim.boot_dir)):
