@@ -14,7 +14,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
-import conftest  # noqa: E402,F401  (makes ansible_collections.v3vee.palacios importable)
+from conftest import ROOT as COLLECTION_ROOT  # noqa: E402  (importing it makes v3vee.palacios importable)
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import proc  # noqa: E402
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings  # noqa: E402
@@ -43,13 +43,13 @@ def main():
     work = tempfile.mkdtemp(prefix='v3vee-bench-')
     try:
         sim = os.path.join(work, 'sim')
-        subprocess.check_call([sys.executable, os.path.join(ROOT, 'roles/simulator/files/v3sim.py'),
+        subprocess.check_call([sys.executable, os.path.join(COLLECTION_ROOT, 'roles/simulator/files/v3sim.py'),
                                'install', '--root', sim], stdout=subprocess.DEVNULL)
         v3sim = os.path.join(sim, 'bin', 'v3sim')
         # 4 MB blocks (kernel allocation) so that 32 VMs of 4 MB fit in a small simulated host.
         subprocess.check_call([v3sim, 'load', '--options', 'mem_block_size=4194304'])
         env = dict(os.environ, PALACIOS_DIR=sim)
-        for _ in range(args.vms):
+        for _chunk in range(args.vms):
             subprocess.check_call([os.path.join(sim, 'bin', 'v3_mem'), '-k', '-a', '4'], env=env,
                                   stdout=subprocess.DEVNULL)
         xml = os.path.join(work, 'vm.xml')
