@@ -43,7 +43,7 @@ TOOLS = ("v3_create", "v3_free", "v3_launch", "v3_stop", "v3_pause", "v3_continu
          "v3_receive")
 CONTROL = "v3sim"
 
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+MiB, GiB = 1 << 20, 1 << 30
 U64 = (1 << 64) - 1
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -60,11 +60,12 @@ KERNEL_TOP_RESERVED = 12 * MiB    # top of each node's first RAM range holds ker
 EXITS_PER_SECOND = 2000           # simulated VM exits per running vcore per second
 BIOS_RESET_RIP = 0xFFF0           # observed rip right after create
 
-VM_INVALID, VM_RUNNING, VM_STOPPED, VM_PAUSED, VM_ERROR, VM_SIMULATING, VM_RESETTING = range(7)
+# palacios vmm_types.h run states (the numbers appear in dmesg as "(state=%d)").
+# VM_RESETTING (6) is never stored: a simulated reset is instantaneous.
+VM_INVALID, VM_RUNNING, VM_STOPPED, VM_PAUSED, VM_ERROR, VM_SIMULATING = range(6)
 STATE_NAMES = {VM_INVALID: "INVALID", VM_RUNNING: "running", VM_STOPPED: "stopped",
                VM_PAUSED: "paused", VM_ERROR: "ERROR", VM_SIMULATING: "simulating"}
 FEATURES = ("checkpoint", "migration")
-CHKPT_STORES = ("DIR", "KEYED_STREAM", "DEBUG")
 CHKPT_FILE = "v3sim-checkpoint.json"
 RULE = "-" * 87
 
@@ -472,12 +473,20 @@ class Sim:
     # ---- state -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self):
-        """Hold the host lock for a whole read-modify-write (flock on state/lock)."""
+    def locked(self, write=True):
+        """Hold the host lock for a whole read-modify-write (flock on state/lock).
+
+        With ``write=False`` (status, --check) a host without a state directory is read as
+        the defaults and nothing is created."""
+        lock = os.path.join(self.state_dir, "lock")
+        if not write and not os.path.exists(lock):
+            self.load()
+            yield self
+            return
         os.makedirs(self.tmp_dir, exist_ok=True)
-        fd = os.open(os.path.join(self.state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             self.load()
             yield self
         finally:
@@ -646,6 +655,14 @@ def freeze_vcores(vm):
     for core in vm["vcores"]:
         core["exits"], core["rip"] = vcore_now(core)
         core["run_since"] = None
+
+
+def halt_vm(vm, state):
+    """The vcores stop (stop, failed load/receive, vcore failure): VM state ``state``."""
+    freeze_vcores(vm)
+    for core in vm["vcores"]:
+        core["state"] = "stopped"
+    vm["state"] = state
 
 
 def render_guests(sim):
@@ -1250,10 +1267,7 @@ def kernel_stop(sim, tool, slot):
     if vm["state"] not in (VM_RUNNING, VM_SIMULATING):
         sim.klog("Tried to stop VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
         return 0
-    freeze_vcores(vm)
-    for core in vm["vcores"]:
-        core["state"] = "stopped"
-    vm["state"] = VM_STOPPED
+    halt_vm(vm, VM_STOPPED)
     return 0
 
 
@@ -1462,10 +1476,7 @@ def module_unload(sim):
     for slot in sorted(sim.module["vms"], key=int):
         vm = sim.vm(slot)
         if vm["state"] in (VM_RUNNING, VM_SIMULATING):
-            freeze_vcores(vm)
-            for core in vm["vcores"]:
-                core["state"] = "stopped"
-            vm["state"] = VM_STOPPED
+            halt_vm(vm, VM_STOPPED)
         else:
             sim.klog("Tried to stop VM in invalid runstate (%d)" % vm["state"], vm=vm["name"])
             sim.klog("Couldn't stop VM %s" % slot)
@@ -1545,13 +1556,10 @@ def apply_snapshot(sim, vm, snap, opts, where, receiving):
     return True
 
 
-def fail_running(sim, vm):
+def fail_running(vm):
     """A running VM whose load/receive fails ends up stopped."""
     if vm["state"] == VM_RUNNING:
-        freeze_vcores(vm)
-        for core in vm["vcores"]:
-            core["state"] = "stopped"
-        vm["state"] = VM_STOPPED
+        halt_vm(vm, VM_STOPPED)
 
 
 def store_write(sim, vm, kind, where, snap):
@@ -1664,7 +1672,7 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
             sim.klog(where if kind == "error" else "Store %s cannot be used by %s" % (store, tool),
                      vm=vm["name"])
             if tool in ("v3_load", "v3_receive"):
-                fail_running(sim, vm)
+                fail_running(vm)
             sim.commit()
             return -1
         ident = (slot, vm["name"], vm["created"])
@@ -1680,7 +1688,7 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
             snap = store_read(sim, vm, kind, where)
             ok = snap is not None and apply_snapshot(sim, vm, snap, opts, label, tool == "v3_receive")
             if not ok:
-                fail_running(sim, vm)
+                fail_running(vm)
             sim.commit()
             return 0 if ok else -1
         snap = make_snapshot(vm, opts) if kind == "connect" else None
@@ -1708,7 +1716,7 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
                 return False
             ok = snap_in is not None and apply_snapshot(sim, cur, snap_in, opts, label, True)
             if not ok:
-                fail_running(sim, cur)
+                fail_running(cur)
             sim.commit()
             return ok
 
@@ -2486,7 +2494,7 @@ def cmd_status(sim, args):
     as_json = pop_flag(args, "--json")
     if args:
         return control_error("usage: v3sim status [--json]", 2)
-    with sim.locked():
+    with sim.locked(write=False):
         info = status_dict(sim)
     if as_json:
         say(json.dumps(info, sort_keys=True, ensure_ascii=True))
@@ -2523,7 +2531,7 @@ def cmd_host(sim, args):
     values, rest = pop_opts(args, ("--cpus", "--nodes", "--memory-mb", "--compiled-block-size", "--features"))
     if rest:
         return control_error("host: unexpected argument %r" % rest[0], 2)
-    with sim.locked():
+    with sim.locked(write=not check):
         want = {k: v for k, v in sim.host.items() if k != "boot"}
         for opt, key in (("--cpus", "cpus"), ("--nodes", "nodes"), ("--memory-mb", "memory_mb"),
                          ("--compiled-block-size", "compiled_block_size")):
@@ -2559,7 +2567,7 @@ def cmd_boot(sim, args):
     values, rest = pop_opts(args, ("--cpu-list", "--allow-devmem", "--options"))
     if rest:
         return control_error("boot: unexpected argument %r" % rest[0], 2)
-    with sim.locked():
+    with sim.locked(write=not check):
         want = dict(sim.host["boot"])
         if load is not None:
             want["load"] = load
@@ -2664,10 +2672,7 @@ def cmd_vm_error(sim, args):
         vm = sim.vm(int(args[0])) if sim.module else None
         if vm is None:
             return control_error("no VM in slot %s" % args[0])
-        freeze_vcores(vm)
-        for core in vm["vcores"]:
-            core["state"] = "stopped"
-        vm["state"] = VM_ERROR
+        halt_vm(vm, VM_ERROR)
         sim.klog("v3sim: simulated vcore failure, VM is in the error state", vm=vm["name"])
         sim.commit()
     return 0
@@ -2732,14 +2737,22 @@ def main(argv=None):
     # Root: parent of the directory holding argv[0] -- abspath, symlinks NOT resolved.
     root = os.environ.get("V3VEE_SIM_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(argv0)))
     sim = Sim(os.path.abspath(root))
-    if name in TOOLS:
-        code = run_tool(sim, name, argv0, argv[1:])
-    elif name == CONTROL:
-        code = control_main(sim, argv[1:])
-    else:
-        IO.err("v3sim: do not know how to behave as %r (tools: %s, controls: v3sim)\n"
-               % (name, ", ".join(TOOLS)))
-        code = 2
+    try:
+        if name in TOOLS:
+            code = run_tool(sim, name, argv0, argv[1:])
+        elif name == CONTROL:
+            code = control_main(sim, argv[1:])
+        else:
+            IO.err("v3sim: do not know how to behave as %r (tools: %s, controls: v3sim)\n"
+                   % (name, ", ".join(TOOLS)))
+            code = 2
+    except PermissionError as exc:
+        # The real tools would fail to open the root-only device nodes; the simulator
+        # cannot even reach its state.  Say so plainly.
+        IO.flush()
+        IO.err("v3sim: %s: %s (the simulated host under %s needs write access to its state)\n"
+               % (exc.filename, exc.strerror, sim.root))
+        code = 1
     IO.flush()
     return code & 0xFF
 

@@ -86,6 +86,14 @@ class Host:
         return [line.split("\t") for line in self.read("v3-guests").splitlines()]
 
 
+def guest_xml(directory, name, memory_mb, cores=1, vm_class="PC", body=""):
+    """Write a minimal guest config ``directory/name.xml``; returns its path."""
+    path = os.path.join(str(directory), name + ".xml")
+    with open(path, "w") as fh:
+        fh.write('<vm class="%s"><memory>%d</memory>%s<cores count="%d"/></vm>' % (vm_class, memory_mb, body, cores))
+    return path
+
+
 def install(root):
     subprocess.run([sys.executable, V3SIM, "install", "--root", str(root), "--python", sys.executable],
                    check=True, stdout=subprocess.DEVNULL)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BIOS_XML, from_template
+from conftest import BIOS_XML, from_template, guest_xml
 
 OPTIONS = (" optionmask consists of the sum of any of the following\n 0    none\n 1    skip memory\n"
            " 2    skip devices\n 4    skip cores\n 8    skip architecture-specific core state\n")
@@ -138,9 +138,7 @@ def test_receive_into_nested_paging_vm_fails(chk, tmp_path):
     url = str(tmp_path / "mig")
     chk.create("src")
     chk.ok("v3_send", "/dev/v3-vm0", "DIR", url)
-    xml = tmp_path / "nested.xml"
-    xml.write_text('<vm class="PC"><memory>128</memory><paging mode="nested"/><cores count="1"/></vm>')
-    chk.create("dst", str(xml))
+    chk.create("dst", guest_xml(tmp_path, "nested", 128, body='<paging mode="nested"/>'))
     assert "nested " in vcores(chk, 1)[0]
     res = chk.run("v3_receive", "/dev/v3-vm1", "DIR", url)
     assert (res.returncode, res.stdout) == (255, b"VM reception failed\n")

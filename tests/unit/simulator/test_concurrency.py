@@ -3,16 +3,15 @@ import os
 import re
 import subprocess
 
-from conftest import from_template
+from conftest import from_template, guest_xml
 
 
 def test_twenty_concurrent_creates_get_distinct_slots_and_consistent_proc(templates, tmp_path):
     host = from_template(templates, tmp_path, "fresh")
     host.load("--options", "mem_block_size=4194304")
     host.reserve(1)                                   # 32 blocks of 4 MiB
-    xml = tmp_path / "tiny.xml"
-    xml.write_text('<vm class="PC"><memory>4</memory><cores count="1"/></vm>')
-    procs = [subprocess.Popen([os.path.join(host.bin, "v3_create"), "-b", str(xml), "vm%02d" % i],
+    xml = guest_xml(tmp_path, "tiny", 4)
+    procs = [subprocess.Popen([os.path.join(host.bin, "v3_create"), "-b", xml, "vm%02d" % i],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=host.env)
              for i in range(20)]
     slots = {}

@@ -206,3 +206,17 @@ def test_help(host):
     res = host.run("v3sim")
     assert res.returncode == 2 and res.stdout.startswith(b"usage: v3sim <command> [options]\n")
 
+
+
+def test_status_and_check_modes_create_nothing(tmp_path):
+    host = install(tmp_path / "r")
+    bare = tmp_path / "bare"
+    (bare / "lib").mkdir(parents=True)
+    os.symlink(os.path.join(host.root, "lib", "v3sim.py"), str(bare / "lib" / "v3sim.py"))
+    out = subprocess.run([str(bare / "lib" / "v3sim.py"), "status", "--json"], stdout=subprocess.PIPE,
+                         check=True, env=host.env).stdout
+    assert json.loads(out)["loaded"] is False
+    out = subprocess.run([str(bare / "lib" / "v3sim.py"), "host", "--cpus", "2", "--check", "--json"],
+                         stdout=subprocess.PIPE, check=True, env=host.env).stdout
+    assert json.loads(out)["changed"] is True
+    assert os.listdir(str(bare)) == ["lib"]

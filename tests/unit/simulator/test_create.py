@@ -3,8 +3,9 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 
-from conftest import BIOS_XML, GUESTS, install
+from conftest import BIOS_XML, GUESTS, guest_xml, install
 
 USAGE_TAIL = "\n\nThe V3Vee Project (c) 2012\n\thttp://v3vee.org\n\n\n"
 # ezxml re-serialises bios-only.xml without the self-closing tag; the image is
@@ -190,9 +191,7 @@ def test_config_errors_are_kernel_side(ready, tmp_path):
 
 
 def test_class_is_case_insensitive(ready, tmp_path):
-    path = tmp_path / "pc.xml"
-    path.write_text('<vm class="pc"><memory>64</memory><cores count="1"/></vm>')
-    assert ready.create("lower", str(path)) == 0
+    assert ready.create("lower", guest_xml(tmp_path, "pc", 64, vm_class="pc")) == 0
 
 
 def test_not_enough_reserved_memory(loaded):
@@ -232,17 +231,16 @@ def test_slots_are_lowest_free_and_limited_to_32(tmp_path):
     host = install(tmp_path / "big")
     host.ok("v3sim", "load", "--options", "mem_block_size=4194304")
     host.reserve(1)                     # one 128 MiB pool = 32 blocks of 4 MiB
-    small = tmp_path / "small.xml"
-    small.write_text('<vm class="PC"><memory>1</memory><cores count="1"/></vm>')
+    small = guest_xml(tmp_path, "small", 1)
     for i in range(32):
-        assert host.create("v%d" % i, str(small)) == i
-    res = host.run("v3_create", "-b", str(small), "v32")
+        assert host.create("v%d" % i, small) == i
+    res = host.run("v3_create", "-b", small, "v32")
     assert res.returncode == 255
     assert "Palacios Error: Too many VMs are currently running" in host.kmsg()
     host.ok("v3_free", "5")
     host.ok("v3_free", "/dev/v3-vm7")
-    assert host.create("again", str(small)) == 5
-    assert host.create("again", str(small)) == 7
+    assert host.create("again", small) == 5
+    assert host.create("again", small) == 7
     assert len(host.guests()) == 32
 
 
@@ -259,3 +257,26 @@ def test_relative_xml_path_is_relative_to_cwd(ready, tmp_path):
     assert res.returncode == 0
     assert res.stdout.decode().startswith("Building VM Image (cfg=copy.xml) (name=cwd)")
     assert ready.guests()[0][0] == "cwd"
+
+
+def test_on_a_terminal_the_lines_before_the_segfault_do_appear(loaded, tmp_path):
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [os.path.join(loaded.bin, "v3_create"), "-b", str(tmp_path / "missing.xml"), "vm1"],
+        stdout=slave, stderr=slave, env=loaded.env)
+    os.close(slave)
+    assert proc.wait(timeout=30) == -signal.SIGSEGV
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    assert data.replace(b"\r\n", b"\n") == (
+        "Building VM Image (cfg=%s) (name=vm1) (0 config options)\n"
+        "Error: Could not open XML input file (%s)\n" % (tmp_path / "missing.xml", tmp_path / "missing.xml")).encode()

@@ -1,8 +1,9 @@
 """launch / pause / continue / stop / free / reset: kernel rules and the tools' (lying) exits."""
 import os
 import re
+import time
 
-from conftest import from_template
+from conftest import from_template, guest_xml
 
 USAGE_TAIL = "\n\nThe V3Vee Project (c) 2012\n\thttp://v3vee.org\n\n\n"
 
@@ -34,7 +35,9 @@ def test_launch_pause_continue_stop_and_relaunch_resumes(ready):
     assert state(ready) == "stopped"
     stopped = vcore_line(ready)
     assert re.fullmatch(r"   vcore 0 stopped on pcore 0 \d+ exits rip=0x[0-9a-f]{16} real physical shadow ", stopped)
-    assert ready.read("v3-guests-details") == ready.read("v3-guests-details")   # frozen while stopped
+    time.sleep(0.05)
+    ready.ok("v3_continue", "/dev/v3-vm0")            # refused, but the proc files are rewritten
+    assert vcore_line(ready) == stopped                 # exits and rip frozen while stopped
     # Observed on real Palacios: relaunching a VM stopped after running resumes it.
     assert ready.run("v3_launch", "/dev/v3-vm0").returncode == 0
     assert state(ready) == "running"
@@ -190,22 +193,17 @@ def test_error_state_can_be_freed_but_not_stopped_or_launched(ready):
 
 
 def test_multi_vcore_mapping_and_cpu_list(templates, tmp_path):
-
     host = from_template(templates, tmp_path, "fresh")
     host.load("--cpu-list", "1,2")
     host.reserve(1)
-    xml = tmp_path / "two.xml"
-    xml.write_text('<vm class="PC"><memory>128</memory><cores count="2"><core/><core/></cores></vm>')
-    host.create("two", str(xml))
+    host.create("two", guest_xml(tmp_path, "two", 128, cores=2))
     host.ok("v3_launch", "/dev/v3-vm0")
     lines = [l for l in host.read("v3-guests-details").splitlines() if l.startswith("   vcore")]
     assert lines[0].startswith("   vcore 0 running on pcore 2 ")   # highest vcore takes the first CPU
     assert lines[1].startswith("   vcore 1 running on pcore 1 ")
-    three = tmp_path / "three.xml"
-    three.write_text('<vm class="PC"><memory>1</memory><cores count="3"/></vm>')
     host.ok("v3_stop", "/dev/v3-vm0")
     host.ok("v3_free", "0")
-    host.create("three", str(three))
+    host.create("three", guest_xml(tmp_path, "three", 1, cores=3))
     host.ok("v3_launch", "/dev/v3-vm0")
     assert state(host) == "stopped"
     assert "Attempted to start a VM with too many cores (vm->num_cores = 3, avail_cores = 2" in host.kmsg()

@@ -2,7 +2,7 @@
 import os
 import stat
 
-from conftest import from_template
+from conftest import from_template, guest_xml
 
 SEED = "    Base Addr=000000007f400000, order=22, size=4194304, free=4161536\n"
 
@@ -101,9 +101,7 @@ def test_small_blocks_split_pools_buddy_style(templates, tmp_path):
     host = from_template(templates, tmp_path, "fresh")
     host.load("--options", "mem_block_size=4194304")
     host.reserve(1)
-    xml = tmp_path / "small.xml"
-    xml.write_text('<vm class="PC"><memory>6</memory><cores count="1"/></vm>')
-    host.create("small", str(xml))
+    host.create("small", guest_xml(tmp_path, "small", 6))
     assert host.guests()[0][4:6] == ["2 regions", "6291456 mem"]
     text = host.read("v3-mem0")
     assert "    Base Addr=0000000008000000, order=27, size=134217728, free=125829120\n" in text

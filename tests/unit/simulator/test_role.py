@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, Host
+from conftest import Host
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 PLAY = """- hosts: localhost
@@ -29,12 +29,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason="an
 
 
 def collections_path():
-    base = os.path.join(REPO, ".tmp", "collections")
-    link = os.path.join(base, "ansible_collections", "v3vee", "palacios")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(REPO, link)
-    return base
+    """The ansible_collections root that tests/conftest.py put on sys.path."""
+    return next(p for p in sys.path if os.path.isdir(os.path.join(p, "ansible_collections", "v3vee", "palacios")))
 
 
 def start(tmp_path, name, extra=None, check=False):
