@@ -786,17 +786,16 @@ def buddy_add_pool(sim, zone, base, order, kind, meta=None):
     return True
 
 
-def buddy_alloc(zone, order, skip_seed=True):
-    """First block of the smallest sufficient order (free lists are LIFO), split down."""
+def buddy_alloc(zone, order):
+    """First block of the smallest sufficient order (free lists are LIFO), split down.
+
+    One free list per zone covers every pool, the seed pool included (linux_module/buddy.c):
+    with a run-time block of 2 MiB or less the seed's free half can hold a guest region."""
     order = max(order, PAGE_SHIFT)
     for j in range(order, zone["max_order"] + 1):
         lst = zone["free"][str(j)]
-        for idx, addr in enumerate(lst):
-            pool = find_pool(zone, addr)
-            # Modelling choice: guest memory never comes from the 4 MiB seed pool.
-            if skip_seed and pool["kind"] == "seed":
-                continue
-            lst.pop(idx)
+        if lst:
+            addr = lst.pop(0)
             while j > order:
                 j -= 1
                 zone["free"][str(j)].insert(0, addr + (1 << j))
@@ -1394,7 +1393,7 @@ def make_zones(sim):
         zone = new_zone(node, sim.host["compiled_block_size"])
         sim.klog("Zone initialized, Adding seed region (order=%d)" % SEED_ORDER, raw=True)
         buddy_add_pool(sim, zone, seed_addr(sim.host, node), SEED_ORDER, "seed")
-        buddy_alloc(zone, SEED_INTERNAL_ORDER, skip_seed=False)   # Palacios' own use
+        buddy_alloc(zone, SEED_INTERNAL_ORDER)   # Palacios' own use
         zones.append(zone)
     return zones
 

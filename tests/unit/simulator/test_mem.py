@@ -3,6 +3,9 @@ import os
 
 from conftest import from_template
 
+# tests/conftest.py puts the collection on sys.path as ansible_collections.v3vee.palacios
+from ansible_collections.v3vee.palacios.plugins.module_utils import proc
+
 REJECTED_OUT = b"Allocation of memory by Palacios has failed.  Check dmesg output for more information.\n"
 
 
@@ -181,3 +184,20 @@ def test_refuse_fault_on_hot_remove_leaves_memory_offline(loaded):
     assert loaded.offlined() == "8000000\t8000000\n"
     assert "v3sim fault injection: refusing V3_ADD_MEMORY" in loaded.kmsg()
     assert loaded.ok("v3_mem", "-a", "128").startswith("Memory of size 134217728 at 0x10000000")
+
+
+def test_seed_pool_free_half_holds_a_guest_region_with_small_blocks(templates, tmp_path):
+    """The zone's free lists cover the seed pool too (buddy.c): with 2 MiB blocks and no pool
+    added, a 2 MiB guest fits in the seed's free half and a second one does not. The engine's
+    capacity check (proc.free_blocks: free // block over every pool) counts the same."""
+    host = from_template(templates, tmp_path, "fresh")
+    host.load("--options", "mem_block_size=2097152")
+    xml = tmp_path / "two.xml"
+    xml.write_text('<vm class="PC"><memory>2</memory><cores count="1"><core/></cores></vm>')
+    zones = {0: proc.parse_mem(host.read("v3-mem0"))}
+    assert proc.free_blocks(zones, 2097152) == 1
+    assert host.run("v3_create", "-b", str(xml), "a").returncode == 0
+    zones = {0: proc.parse_mem(host.read("v3-mem0"))}
+    assert proc.free_blocks(zones, 2097152) == 0
+    res = host.run("v3_create", "-b", str(xml), "b")
+    assert (res.returncode, res.stdout.splitlines()[-1]) == (255, b"Error (-1) creating VM")
