@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """v3sim -- a simulated Palacios (V3VEE) host.
 
 One stdlib-only program that behaves like the Palacios ``v3vee.ko`` kernel module and
@@ -24,6 +24,7 @@ observed on the real thing).  Comments say which Palacios rule a piece of code f
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
 import signal
@@ -192,7 +193,7 @@ def c_atoi(text):
     """atoi(): leading decimal integer, 32-bit wrap like the int the C code stores."""
     if text is None:
         return 0
-    value, _ = c_strtol(text, 10, bits=64)
+    value = c_strtol(text, 10, bits=64)[0]
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
 
@@ -219,7 +220,7 @@ def c_atof(text):
 
 def double_to_ull(value):
     """(unsigned long long)double as gcc does it on x86_64 (UB made deterministic)."""
-    if value != value:                      # NaN -> cvttsd2si "integer indefinite"
+    if math.isnan(value):                   # NaN -> cvttsd2si "integer indefinite"
         return 1 << 63
     if value >= float(1 << 64):
         return 1 << 63
@@ -725,7 +726,9 @@ def render_info(sim):
             rows.append("%2d " % r + "".join("\t%2d" % dist(r, c) for c in range(count)) + "\n")
         return rows
 
-    node_dist = lambda a, b: 10 if a == b else 20  # noqa: E731 -- ACPI SLIT local/remote
+    def node_dist(a, b):
+        return 10 if a == b else 20  # ACPI SLIT local/remote
+
     out.extend(table(nodes, node_dist))
     out.append("\nCPU to CPU distances\n")
     out.extend(table(cpus, lambda a, b: node_dist(cpu_node(host, a), cpu_node(host, b))))
@@ -883,8 +886,8 @@ def kernel_alloc_pages(sim, node, order, dma32):
         while cand >= start:
             ok = not (dma32 and cand + size > 1 << 32)
             ok = ok and not any(lo < cand + size and cand < hi for lo, hi in busy)
-            ok = ok and not any(b in offline for b in range(cand // SYSFS_BLOCK,
-                                                               (cand + size - 1) // SYSFS_BLOCK + 1))
+            blocks = range(cand // SYSFS_BLOCK, (cand + size - 1) // SYSFS_BLOCK + 1)
+            ok = ok and not any(b in offline for b in blocks)
             if ok:
                 return cand
             cand -= size
@@ -1097,7 +1100,7 @@ def allocate_guest_memory(sim, vm_mem, block):
     if order > zone["max_order"] or count > 1 << 20:
         return None
     got = []
-    for _ in range(count):
+    for _region in range(count):
         addr = buddy_alloc(zone, order)
         if addr is None:
             for hpa in got:
@@ -1508,14 +1511,14 @@ def chkpt_location(store, url):
         return "debug", None
     if store != "KEYED_STREAM":
         return "error", "Cannot find checkpoint store (%s)" % store
-    scheme, _, rest = url.partition(":")
+    scheme, rest = url.partition(":")[::2]
     if scheme in ("file", "textfile"):
         return "dir", rest
     if scheme == "mem":
         return "mem", rest
     if scheme == "net":
-        mode, _, addr = rest.partition(":")
-        host, _, port = addr.rpartition(":")
+        mode, addr = rest.partition(":")[::2]
+        host, port = addr.rpartition(":")[::2]
         if mode in ("a", "c") and host and port.isdigit():
             return ("listen" if mode == "a" else "connect"), (host, int(port))
     return "error", "Cannot open keyed stream for url (%s)" % url
@@ -1792,7 +1795,7 @@ def build_image_from_xml(xml_path, pairs, pad_headers, out):
 
 def tool_v3_create(sim, tool, argv0, args):
     opts, pos = getopt_all(args, "b")        # opterr = 0: unknown options silently ignored
-    build = any(opt == "b" for opt, _ in opts)
+    build = any(pair[0] == "b" for pair in opts)
     if len(pos) < 2:
         v3_usage(argv0, "[-b] <guest_img> <vm_name> [cfg options]\n")
     filename, name = pos[0], pos[1]
@@ -2121,6 +2124,7 @@ def tool_v3_mem(sim, tool, argv0, args):
     verbose = help_ = request = limit32 = False
     op, node, min_start = None, -1, 0
     gen = gnu_getopt(args, "hvarklm:n:")
+    positionals = []
     while True:
         try:
             opt, val = next(gen)
@@ -2446,8 +2450,10 @@ def cmd_install(args):
     root = os.path.abspath(values["--root"])
     with open(os.path.realpath(__file__), "rb") as fh:
         program = fh.read()
-    if values.get("--python"):
-        program = b"#!" + os.fsencode(values["--python"]) + program[program.index(b"\n"):]
+    # The #! line names the interpreter that runs the install unless --python says otherwise
+    # (the file's own "#!/usr/bin/env python" may name nothing on the target).
+    python = values.get("--python") or sys.executable
+    program = b"#!" + os.fsencode(python) + program[program.index(b"\n"):]
     changed = []
     target = os.path.join(root, "lib", "v3sim.py")
     try:
@@ -2513,11 +2519,11 @@ def cmd_status(sim, args):
     else:
         say("module:   not loaded")
     for vm in info["vms"]:
-        say("vm:       %s %s %s %d vcores %d bytes" % (vm["device"], vm["name"], vm["state"], vm["vcores"],
-                                                     vm["mem_bytes"]))
+        say("vm:       %s %s %s %d vcores %d bytes"
+            % (vm["device"], vm["name"], vm["state"], vm["vcores"], vm["mem_bytes"]))
     for pool in info["pools"]:
-        say("pool:     node %d %s %s size=%d free=%d" % (pool["node"], pool["base_hex"], pool["kind"],
-                                                        pool["size"], pool["free"]))
+        say("pool:     node %d %s %s size=%d free=%d"
+            % (pool["node"], pool["base_hex"], pool["kind"], pool["size"], pool["free"]))
     say("offline:  %s" % (" ".join("memory%d" % b for b in info["offline_blocks"]) or "none"))
     for tool, queue in sorted(info["faults"].items()):
         for fault in queue:

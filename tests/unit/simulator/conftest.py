@@ -70,7 +70,7 @@ class Host:
         self.ok("v3sim", "load", *args)
 
     def reserve(self, count=1, mb=128):
-        for _ in range(count):
+        for _chunk in range(count):
             self.ok("v3_mem", "-a", mb)
 
     def create(self, name="vm1", xml=BIOS_XML, *opts):

@@ -167,7 +167,7 @@ def test_live_migration_between_two_hosts_over_tcp(chk, templates, tmp_path):
         time.sleep(0.02)
     res = chk.run("v3_send", "/dev/v3-vm0", "KEYED_STREAM", "net:c:127.0.0.1:%d" % port)
     assert (res.returncode, res.stdout) == (0, b"")
-    out, _ = recv.communicate(timeout=10)
+    out = recv.communicate(timeout=10)[0]
     assert (recv.returncode, out) == (0, b"")
     assert chk.guests()[0][2] == "paused"
     assert target.status()["vms"][0]["restored_from"] == "KEYED_STREAM:net:a:127.0.0.1:%d" % port

@@ -236,4 +236,3 @@ def test_stderr_comes_before_buffered_stdout_in_a_merged_pipe(ready):
     res = subprocess.run([os.path.join(ready.bin, "v3_free"), "3"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=ready.env, check=False)
     assert res.stdout == (b"IOCTL error on V3Vee control device (-1)\nError freeing VM 3 (3)\nFreeing VM 3\n")
-

@@ -73,11 +73,11 @@ def finish(run):
 def test_role_check_apply_idempotence_and_reload(tmp_path):
     fresh = start(tmp_path, "a", {"v3vee_sim_profile": False, "v3vee_sim_host_conf_path": ""}, check=True)
     apply_b = start(tmp_path, "b")
-    stats, failures, variables, _ = finish(fresh)
+    stats, failures, variables = finish(fresh)[:3]
     # directory, program, load, v3_mem (one looped task), guests: reported, none done
     assert failures == [] and stats["changed"] == 5
     assert sorted(os.listdir(str(tmp_path / "a"))) == ["play.yml", "vars-check-0.json"]
-    stats, failures, variables, _ = finish(apply_b)
+    stats, failures, variables = finish(apply_b)[:3]
     assert failures == [] and stats["changed"] >= 10
 
     root = variables["v3vee_sim_root"]
@@ -108,18 +108,18 @@ def test_role_check_apply_idempotence_and_reload(tmp_path):
     again = start(tmp_path, "b")
     check_same = start(tmp_path, "b", check=True)
     check_other = start(tmp_path, "b", {"v3vee_sim_options": "mem_block_size=8388608"}, check=True)
-    stats, failures, _, _ = finish(again)
+    stats, failures = finish(again)[:2]
     assert failures == [] and stats["changed"] == 0
-    stats, failures, _, _ = finish(check_same)
+    stats, failures = finish(check_same)[:2]
     assert failures == [] and stats["changed"] == 0
-    stats, failures, _, _ = finish(check_other)
+    stats, failures = finish(check_other)[:2]
     assert stats["failed"] == 1
     assert "set v3vee_sim_reload_on_change=true to do so" in failures[0]
     assert host.status()["module"]["options"] == "mem_block_size=4194304"
 
     host.create("doomed")
-    stats, failures, _, _ = finish(start(tmp_path, "b", {"v3vee_sim_options": "", "v3vee_sim_reload_on_change": True,
-                                                         "v3vee_sim_features": ["checkpoint"]}))
+    reload_vars = {"v3vee_sim_options": "", "v3vee_sim_reload_on_change": True, "v3vee_sim_features": ["checkpoint"]}
+    stats, failures = finish(start(tmp_path, "b", reload_vars))[:2]
     assert failures == [] and stats["changed"] >= 6
     st = host.status()
     assert st["module"]["runtime_block_size"] == 134217728 and st["host"]["features"] == ["checkpoint"]
