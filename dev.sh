@@ -95,7 +95,10 @@ demo() {
   ansible-galaxy collection install --force -p "$HOME/.ansible/collections" \
     "$TMP/dist/v3vee-palacios-$(sed -n 's/^version: //p' galaxy.yml).tar.gz" >/dev/null
   log "simulated Palacios on localhost + the demo"
-  ansible-playbook -i localhost, -c local playbooks/demo.yml "$@"
+  # the simulated host lives in /opt, /etc/v3vee, /var/lib/v3vee and /srv: root's places
+  local become=""
+  [ "$(id -u)" = 0 ] || become="--become"
+  ansible-playbook -i localhost, -c local $become playbooks/demo.yml "$@"
 }
 
 cmd=${1:-help}; shift || true
