@@ -160,6 +160,11 @@ class Host(object):
         snap = self.snapshot(memory=True)
         before_record = store.get(name)
         entry = self.locate(name, before_record, snap)
+        if entry is not None and entry.state is None:
+            # The 2012 module printed only "name<TAB>device": no state to plan from.
+            raise V3veeError('%s/v3-guests has the old 2-field format (no VM states), so the state of %r cannot be '
+                             'observed; lifecycle changes need a Palacios module with the 7-field format.'
+                             % (self.settings.proc_dir, name), observed=entry_dict(entry))
         observed = kernel_state(entry.state) if entry is not None else 'none'
         plan = plan_vm(name, observed, before_record, definition, desired, force=force, recreate=recreate)
         if 'create' in plan.steps and shape is None:
