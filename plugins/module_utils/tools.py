@@ -143,7 +143,7 @@ class Executor(object):
         return self.transition(step, name, entry)
 
     def create(self, name, args, cwd):
-        result = self.tools.run('v3_create', list(args) + [], cwd=cwd)
+        result = self.tools.run('v3_create', args, cwd=cwd)
         if result.rc in SIGSEGV_CODES:
             raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
                              'could not be read.' % name, result)

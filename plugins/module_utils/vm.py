@@ -14,7 +14,7 @@ import time
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import content, new_record
-from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of, kernel_state, plan_vm
+from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_TOOLS, definition_of, kernel_state, plan_vm
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, Snapshot, VmEntry, blocks_needed
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
@@ -117,8 +117,7 @@ class Host(object):
                              'first (role v3vee.palacios.palacios_module, or insmod v3vee.ko).'
                              % self.settings.proc_dir)
         for step in set(plan.steps):
-            self.tools.which({'create': 'v3_create', 'launch': 'v3_launch', 'pause': 'v3_pause',
-                              'continue': 'v3_continue', 'stop': 'v3_stop', 'free': 'v3_free'}[step])
+            self.tools.which(STEP_TOOLS[step])
         if 'create' not in plan.steps:
             return
         freed = entry is not None and 'free' in plan.steps
