@@ -49,11 +49,15 @@ PER_HOST_DIRS = tuple(path for path, _seed in PER_HOST_PATHS)
 SEED_EXCLUDE_PREFIXES = ("v3vee", "palacios")
 
 HOST_PREFIX = "v3h"
-NETNS_PREFIX = "v3fleet-"      # network namespace of v3h1: v3fleet-v3h1
-VETH_PREFIX = "v3fleet-h"      # root side of v3h1's veth: v3fleet-h1 (inside: eth0)
+# Several fleets can exist side by side (e.g. a benchmark fleet while a molecule fleet runs)
+# when each has its own name (V3VEE_FLEET_NAME, at most 9 characters: veth names are
+# limited to 15) and network (V3VEE_FLEET_NETWORK).
+FLEET_NAME = os.environ.get("V3VEE_FLEET_NAME") or "v3fleet"
+NETNS_PREFIX = FLEET_NAME + "-"      # network namespace of v3h1: v3fleet-v3h1
+VETH_PREFIX = FLEET_NAME + "-h"      # root side of v3h1's veth: v3fleet-h1 (inside: eth0)
 # One /24 inside 198.18.0.0/15 (RFC 2544 benchmarking: never routed on the Internet), cut
 # into /30s: host i gets /30 number i, root side .4i+1, host .4i+2. /30 number 0 is unused.
-DEFAULT_NETWORK = "198.18.231.0/24"
+DEFAULT_NETWORK = os.environ.get("V3VEE_FLEET_NETWORK") or "198.18.231.0/24"
 MAX_HOSTS = 63
 
 SSHD = "/usr/sbin/sshd"
