@@ -428,10 +428,11 @@ def _memory_html(mem):
         nodes.append(
             u'<div class="node"><h4>NUMA node %s <span class="muted">reserved %s</span></h4>%s'
             u'<p class="legend"><span class="key used"></span>in use %s <span class="key free"></span>free %s '
-            u'<span class="muted">(%s whole blocks free)</span></p><p>%s</p></div>' % (
+            u'<span class="muted">(%s whole block%s free)</span></p><p>%s</p></div>' % (
                 _esc(node['node']), _size(node['reserved_bytes']),
                 _bar(node['used_bytes'], node['free_bytes'], node['pool_bytes'], 'node %s memory in use' % node['node']),
-                _size(node['used_bytes']), _size(node['free_bytes']), _esc(node['free_blocks']), _fits(node['fits'])))
+                _size(node['used_bytes']), _size(node['free_bytes']), _esc(node['free_blocks']),
+                '' if node['free_blocks'] == 1 else 's', _fits(node['fits'])))
     return (u'<div class="memory"><h3>Memory <span class="muted">block %s</span></h3>%s'
             u'<p>host: %s</p></div>') % (_size(mem['block_size']), u''.join(nodes), _fits(mem['fits']))
 
