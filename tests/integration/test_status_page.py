@@ -41,6 +41,15 @@ SETUP = '''
 '''
 
 
+def readme_command():
+    """The status page command of roles/status_page/README.md, which README.md shows too."""
+    with open(os.path.join(ROOT, 'roles', 'status_page', 'README.md')) as handle:
+        block = re.search(r'```sh\n(ansible-playbook .*?)```', handle.read(), re.S).group(1)
+    with open(os.path.join(ROOT, 'README.md')) as handle:
+        assert block in handle.read()
+    return shlex.split(block.replace('\\\n', ' '))
+
+
 def run(argv, **kwargs):
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           check=False, **kwargs)
@@ -109,16 +118,17 @@ def fleet(tmp_path_factory):
 
     units = os.path.join(work, 'units')
     os.mkdir(units)
-    page = os.path.join(work, 'out', 'fleet.html')
-    out = run([ansible_bin('ansible-playbook'), '-i', inventory, os.path.join(ROOT, 'playbooks', 'status.yml'),
-               '-e', json.dumps({
-                   'status_page_path': page, 'status_page_title': 'Palacios <lab> & fleet',
-                   'status_page_refresh_seconds': 60, 'status_page_vm_mem_mb': [128, 256],
-                   'status_page_timer': True, 'status_page_timer_start': False,
-                   'status_page_timer_unit_dir': units,
-                   'status_page_timer_vars_path': os.path.join(units, 'v3vee-status.json')})],
-              env=ansible_env(), cwd=work)
-    with open(os.path.join(work, 'out', 'fleet.json')) as handle:
+    # The README's command as written (work holds inventory.yml), then settings that keep the
+    # timer's units in the test's directory and give the page a title to escape.
+    argv = readme_command() + ['-e', json.dumps({
+        'status_page_title': 'Palacios <lab> & fleet', 'status_page_vm_mem_mb': [128, 256],
+        'status_page_timer_start': False, 'status_page_timer_unit_dir': units,
+        'status_page_timer_vars_path': os.path.join(units, 'v3vee-status.json')})]
+    env = ansible_env()
+    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env['PATH']
+    out = run(argv, env=env, cwd=work)
+    page = os.path.join(work, 'status', 'palacios.html')
+    with open(os.path.join(work, 'status', 'palacios.json')) as handle:
         data = json.load(handle)
     return {'work': work, 'page': page, 'data': data, 'stdout': out, 'units': units, 'inventory': inventory}
 
@@ -173,7 +183,7 @@ def test_page_in_a_real_browser(fleet):
     assert dom['fetches'] == []
     assert dom['title'] == 'Palacios <lab> & fleet' and dom['refresh'] == '60'
     assert [(h['name'], h['status']) for h in dom['hosts']] == [
-        ('sim1', 'up'), ('bare', 'module not loaded'), ('gone', 'unreachable')]
+        ('sim1', u'\u2714 up'), ('bare', u'\u25cb module not loaded'), ('gone', u'\u2716 unreachable')]
     sim1 = dom['hosts'][0]
     rows = dict((vm['Name'], vm) for vm in sim1['vms'])
     assert set(rows) == {'web1', 'web2', 'db1', 'batch', 'crash1', 'spare', 'rogue', HOSTILE}
@@ -200,7 +210,7 @@ def test_timer_service_regenerates_the_page(fleet):
     units = fleet['units']
     with open(os.path.join(units, 'v3vee-status.timer')) as handle:
         timer = handle.read()
-    assert 'OnUnitActiveSec=5min' in timer and 'Unit=v3vee-status.service' in timer
+    assert 'OnUnitActiveSec=1min' in timer and 'Unit=v3vee-status.service' in timer
     with open(os.path.join(units, 'v3vee-status.service')) as handle:
         service = handle.read()
     lines = dict(line.split('=', 1) for line in service.splitlines() if '=' in line and not line.startswith('#'))
