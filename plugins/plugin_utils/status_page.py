@@ -362,7 +362,7 @@ def _summary_html(model):
             hosts['total'], host_items),
         u'<div class="card panel" id="sum-vms"><h2>VMs <b>%d</b></h2><h3>by state</h3><ul class="kv">%s</ul>'
         u'<h3>by category</h3><ul class="kv">%s</ul></div>' % (vms['total'], states, cats),
-        u'<div class="card panel" id="sum-memory"><h2>Memory</h2>%s<ul class="kv">'
+        u'<div class="card panel" id="sum-memory"><h2>Memory</h2>%s<ul class="kv rows">'
         u'<li>reserved <b>%s</b></li><li><span class="key used"></span>in use <b>%s</b></li>'
         u'<li><span class="key free"></span>free <b>%s</b></li></ul>%s</div>' % (
             _bar(mem['used_bytes'], mem['free_bytes'], mem['pool_bytes'], 'fleet memory in use'),
@@ -449,7 +449,8 @@ def _drift_html(vm):
 def _vm_table(h):
     rows = []
     for order, vm in enumerate(h['vms']):
-        slot = u'\u2014' if vm['slot'] is None else u'%d <span class="muted">%s</span>' % (vm['slot'], _esc(vm['device']))
+        slot = u'\u2014' if vm['slot'] is None else u'<span class="nw">%d <span class="muted">%s</span></span>' % (
+            vm['slot'], _esc(vm['device']))
         definition = u'<span class="path">%s</span>' % _esc(vm['definition'] or u'\u2014')
         if vm['config_options']:
             definition += u' <span class="muted">%s</span>' % _esc(
@@ -457,7 +458,8 @@ def _vm_table(h):
         name = u'<bdi>%s</bdi>' % _esc(vm['name'])
         if vm['duplicate_name']:
             name += u' <span class="st warn">duplicate name</span>'
-        cells = [name, _esc(CATEGORY_LABELS.get(vm['category'], vm['category'])), _state_badge(vm['state']), slot,
+        cells = [name, u'<span class="nw">%s</span>' % _esc(CATEGORY_LABELS.get(vm['category'], vm['category'])),
+                 _state_badge(vm['state']), slot,
                  _esc(vm['vcores'] if vm['vcores'] is not None else u'\u2014'),
                  _esc(_size(vm['mem_mb'] * MiB) if vm['mem_mb'] is not None else u'\u2014'),
                  definition, _esc(vm['desired_state'] or u'\u2014'), _drift_html(vm)]
@@ -547,16 +549,18 @@ a{color:var(--accent)}
 padding:8px 12px;margin:0 0 12px;font-weight:600}
 .stale.on{display:block}
 .panel{background:var(--panel);border:1px solid var(--line);border-radius:8px;min-width:0;overflow-wrap:break-word}
-.path{overflow-wrap:anywhere}
+
 .summary{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:12px;margin-bottom:12px}
 .card{padding:12px 14px}
 .card h2 b{font-size:1.2em}
 ul.kv{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:4px 14px}
 ul.kv li{white-space:nowrap}
+ul.kv.rows{display:block}ul.kv.rows .key{margin-left:0}
 .st{display:inline-block;border-radius:4px;padding:0 6px;font-weight:600;white-space:nowrap}
 .st.ok{color:var(--ok);background:var(--okbg)}.st.warn{color:var(--warn);background:var(--warnbg)}
 .st.bad{color:var(--bad);background:var(--badbg)}.st.idle{color:var(--idle);background:var(--idlebg)}
 .bad-text{color:var(--bad)}
+.nw{white-space:nowrap}
 .sym{font-weight:700}
 svg.bar{display:block;width:100%;height:14px;border-radius:3px;margin:6px 0;overflow:hidden}
 svg.bar .used{fill:var(--used)}svg.bar .free{fill:var(--free)}
@@ -593,6 +597,7 @@ ol.kmsg li.vm-msg{border-left:3px solid var(--accent);padding-left:5px}
 .vmtag::before{content:"\\25c6 "}
 @media screen and (max-width:760px){
  .grid2{grid-template-columns:minmax(0,1fr)}
+ .path{overflow-wrap:anywhere}
  ol.slots{grid-template-columns:repeat(8,minmax(0,1fr))}
  table.sortable thead{display:none}
  table.sortable,table.sortable tbody,table.sortable tr,table.sortable td{display:block;width:100%}
