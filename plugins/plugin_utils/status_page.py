@@ -98,8 +98,12 @@ def _host_status(result):
     if result.get('failed') or not facts:
         return 'failed', result.get('msg') or 'v3vee_facts returned no facts.'
     if not facts.get('module_loaded'):
-        return 'not_loaded', 'The Palacios kernel module is not loaded (no v3-info in %s).' % (
+        reason = 'The Palacios kernel module is not loaded (no v3-info in %s).' % (
             (facts.get('paths') or {}).get('proc_dir') or '/proc/v3vee')
+        tools = facts.get('tools')
+        if tools is not None and not tools.get('found'):
+            reason += ' No v3 tools were found either: Palacios is not installed here.'
+        return 'not_loaded', reason
     return 'up', None
 
 
@@ -517,6 +521,8 @@ def _host_html(h):
             _esc(h['name']), _host_badge(h['status']), u' \u00b7 '.join(facts_line)),
         problems,
     ]
+    if h['status'] == 'not_loaded':
+        parts.append(u'<p class="reason">%s</p>' % _esc(h['reason']))
     if h['memory'] or h['slots']:
         parts.append(u'<div class="grid2">%s%s</div>' % (_memory_html(h['memory']), _slots_html(h['slots'])))
     if h['status'] in ('up', 'not_loaded'):
@@ -560,6 +566,7 @@ ul.kv.rows{display:block}ul.kv.rows .key{margin-left:0}
 .st.ok{color:var(--ok);background:var(--okbg)}.st.warn{color:var(--warn);background:var(--warnbg)}
 .st.bad{color:var(--bad);background:var(--badbg)}.st.idle{color:var(--idle);background:var(--idlebg)}
 .bad-text{color:var(--bad)}
+.reason{color:var(--warn);margin:4px 0}
 .nw{white-space:nowrap}
 .sym{font-weight:700}
 svg.bar{display:block;width:100%;height:14px;border-radius:3px;margin:6px 0;overflow:hidden}

@@ -102,6 +102,15 @@ def test_hosts_up_unloaded_unreachable_and_failed_are_told_apart():
     assert m['hosts'][3]['problems'] == ['/usr/bin/python3: not found']
     # an unloaded host still shows what its inventory records
     assert [v['name'] for v in m['hosts'][1]['vms']] == ['spare']
+    assert 'not loaded (no v3-info in /proc/v3vee)' in m['hosts'][1]['reason']
+
+
+def test_a_host_without_palacios_at_all_says_so():
+    result = unloaded_result()
+    result['ansible_facts']['v3vee']['tools'] = {'found': {}, 'missing': ['v3_create']}
+    m = model({'a': result})
+    assert m['hosts'][0]['status'] == 'not_loaded' and 'Palacios is not installed here' in m['hosts'][0]['reason']
+    assert 'Palacios is not installed here' in sp.render_html(m)
 
 
 def test_fleet_summary_adds_up_vms_memory_drift_and_fits():
