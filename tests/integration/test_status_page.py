@@ -231,3 +231,12 @@ def test_timer_service_regenerates_the_page(fleet):
                                os.path.join(units, 'v3vee-status.service')],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         assert 'v3vee-status' not in proc.stdout, proc.stdout
+
+
+def test_check_mode_writes_nothing(fleet):
+    page = os.path.join(fleet['work'], 'check', 'page.html')
+    out = run([ansible_bin('ansible-playbook'), '--check', '-i', fleet['inventory'],
+               os.path.join(ROOT, 'playbooks', 'status.yml'), '-e', 'status_page_path=' + page],
+              env=ansible_env(), cwd=fleet['work'])
+    assert not os.path.exists(os.path.dirname(page))
+    assert re.search(r'^sim1\s+:\s+ok=\d+\s+changed=[1-9]', out, re.M), out[-3000:]
