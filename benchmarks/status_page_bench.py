@@ -52,7 +52,7 @@ def host_result(index, messages):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=8)
     parser.add_argument('--runs', type=int, default=20)
     parser.add_argument('--messages', type=int, default=50)

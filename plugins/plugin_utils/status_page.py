@@ -241,14 +241,15 @@ def _summary(hosts, sizes):
         for cat, count in host['vm_counts']['by_category'].items():
             by_category[cat] = by_category.get(cat, 0) + count
     return {
-        'hosts': dict([('total', len(hosts))] + [(s, sum(1 for h in hosts if h['status'] == s))
-                                                   for s in HOST_STATUS_ORDER]),
+        'hosts': dict([('total', len(hosts))]
+                      + [(s, sum(1 for h in hosts if h['status'] == s)) for s in HOST_STATUS_ORDER]),
         'vms': {'total': sum(h['vm_counts']['total'] for h in hosts), 'by_state': by_state,
                 'by_category': by_category},
         'memory': dict((key, sum(h['memory'][key] for h in up))
                        for key in ('pool_bytes', 'reserved_bytes', 'used_bytes', 'free_bytes')),
-        'fits': [{'mem_mb': mb, 'vms': sum(f['vms'] or 0 for h in up for f in h['memory']['fits']
-                                            if f['mem_mb'] == mb)} for mb in sizes],
+        'fits': [{'mem_mb': mb,
+                  'vms': sum(f['vms'] or 0 for h in up for f in h['memory']['fits'] if f['mem_mb'] == mb)}
+                 for mb in sizes],
         'drifted': sum(h['vm_counts']['drifted'] for h in hosts),
         'problems': sum(len(h['problems']) for h in hosts),
     }
@@ -504,8 +505,8 @@ def _messages_html(h):
 def _host_html(h):
     facts_line = []
     if h['backend']:
-        facts_line.append(u'backend <b>%s</b>' % _esc('simulated' if h['backend'] == 'simulator' else
-                                                     'real Palacios' if h['backend'] == 'palacios' else h['backend']))
+        backend = {'simulator': 'simulated', 'palacios': 'real Palacios'}.get(h['backend'], h['backend'])
+        facts_line.append(u'backend <b>%s</b>' % _esc(backend))
     if h['status'] in ('up', 'not_loaded'):
         facts_line.append(u'module <b>%s</b>' % ('loaded' if h['module_loaded'] else 'not loaded'))
     if h['host']:

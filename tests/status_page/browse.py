@@ -117,7 +117,7 @@ def report(page_path, screenshot=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('page')
     parser.add_argument('--screenshot')
     args = parser.parse_args()

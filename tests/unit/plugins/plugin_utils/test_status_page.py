@@ -138,8 +138,8 @@ def test_memory_is_shown_per_numa_node():
     nodes = [node(0, 260 * MiB, 4 * MiB, 0, []), node(1, 132 * MiB, 132 * MiB, 1, [])]
     m = model({'a': up_result([], nodes=nodes)})
     mem = m['hosts'][0]['memory']
-    assert [(n['node'], n['used_bytes'], n['free_bytes']) for n in mem['nodes']] == [(0, 256 * MiB, 4 * MiB),
-                                                                                    (1, 0, 132 * MiB)]
+    assert [(n['node'], n['used_bytes'], n['free_bytes']) for n in mem['nodes']] == [
+        (0, 256 * MiB, 4 * MiB), (1, 0, 132 * MiB)]
     page = sp.render_html(m)
     assert page.count('<div class="node">') == 2 and 'NUMA node 1' in page
 
@@ -231,7 +231,7 @@ def test_collection_version_is_this_checkouts():
 
 def test_filter_reads_each_hosts_registered_result_in_play_order():
     hostvars = {'b': {'facts_reg': UNREACHABLE}, 'a': {'facts_reg': up_result([])}, 'c': {}}
-    m = FilterModule().filters()['status_page_model'](hostvars, ['a', 'b', 'c'], 'facts_reg',
-                                                        generated_at='t', version='1')
+    model_filter = FilterModule().filters()['status_page_model']
+    m = model_filter(hostvars, ['a', 'b', 'c'], 'facts_reg', generated_at='t', version='1')
     assert [(h['name'], h['status']) for h in m['hosts']] == [('a', 'up'), ('b', 'unreachable'), ('c', 'failed')]
     assert FilterModule().filters()['status_page_html'](m).startswith('<!DOCTYPE html>')
