@@ -612,6 +612,7 @@ ol.kmsg li.vm-msg{border-left:3px solid var(--accent);padding-left:5px}
  table.sortable tr{border-bottom:2px solid var(--line);padding:4px 0}
  table.sortable td{border:0;padding:1px 8px;display:grid;grid-template-columns:7.5em minmax(0,1fr);gap:8px}
  table.sortable td::before{content:attr(data-label);font-weight:600;color:var(--muted)}
+ table.sortable td>*{justify-self:start}
  table.sortable caption{display:block}
  td .st{white-space:normal}
 }
