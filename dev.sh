@@ -17,6 +17,8 @@ SUDO=""
 # Debian packages: python + venv for the controller, ssh and iproute2/util-linux for the
 # multi-host fleet test (network + mount namespaces, real sshd), git for ansible-test.
 DEB_PACKAGES="python3 python3-venv python3-dev gcc git openssh-server openssh-client iproute2 util-linux procps tar"
+# chromium: the headless browser the status page tests open the page in (never downloaded by pip).
+DEB_PACKAGES="$DEB_PACKAGES chromium"
 
 log() { printf '\n== %s\n' "$*"; }
 
