@@ -14,7 +14,7 @@ VM was built from is never rewritten in place. A managed file no record refers t
 removed by the run that stopped referring to it.
 
 Relative `<file filename>` references are refused in inline XML: v3_create resolves them
-against its working directory (docs/palacios-interface.md, "Guest configs"), which would be the
+against its working directory (docs/palacios-interface.md 5.4), which would be the
 managed directory, where the user cannot put files.
 
 Per VM item: checked_definition() before the lock (bad input fails before anything is read or

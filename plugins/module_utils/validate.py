@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Input checks that run before any v3 tool: names, images, XML configs.
 
-Why each check exists (../shared/palacios-interface.md): v3_create -b segfaults on a missing
+Why each check exists (docs/palacios-interface.md): v3_create -b segfaults on a missing
 or malformed XML (gotcha 3, observed 2); the kernel only accepts class="PC" with <memory> and
 <cores count> (5.2); <file filename> is stat()ed relative to v3_create's working directory
 (5.4); names are cut to 127 bytes and TAB/newline break /proc, commas break the GUI file (gotcha 9).

@@ -432,6 +432,12 @@ ansible_facts:
               description: Recorded C(opt_tag) overrides.
               type: dict
               sample: {}
+            config_inline:
+              description: Whether RV(ansible_facts.v3vee.vms[].config) is a file of the managed directory, written from
+                O(v3vee.palacios.v3vee_vm#module:config_xml).
+              type: bool
+              sample: false
+              version_added: 0.2.0
             desired_state:
               description: Recorded desired state.
               type: str
