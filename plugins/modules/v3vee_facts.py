@@ -24,6 +24,9 @@ description:
     RV(ansible_facts.v3vee.problems) and given as a warning.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - none to run (a missing kernel module, tool or inventory is reported as absent)
+  - read access to the proc directory, the inventory and the kernel log to see everything (root on a default host)
 options:
   gather_subset:
     description:

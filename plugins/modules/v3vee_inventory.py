@@ -23,6 +23,11 @@ description:
   - With no operation the module only reports the records, their categories and drift.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - Python 3.8 or later with the standard C(sqlite3) module on the managed host
+  - root on the managed host, or the owner of the private inventory (O(inventory_path))
+  - for O(recover) only, the Palacios v3 tools C(v3_create), C(v3_launch), C(v3_pause), C(v3_continue), C(v3_stop) and
+    C(v3_free) (see O(tools_dir)) and the Palacios kernel module C(v3vee.ko) loaded
 options:
   vms:
     description:

@@ -20,6 +20,12 @@ description:
     "not in inventory") is adopted when O(image), O(config) or O(config_xml) is given.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - the Palacios v3 tools C(v3_create), C(v3_launch), C(v3_pause), C(v3_continue), C(v3_stop) and C(v3_free) on the managed
+    host (see O(tools_dir)), for any change in the kernel
+  - the Palacios kernel module C(v3vee.ko) loaded, for any change in the kernel (records alone need neither)
+  - root on the managed host (the v3 tools open root-only device nodes; the inventory is private)
+  - Python 3.8 or later with the standard C(sqlite3) module on the managed host
 options:
   name:
     description:

@@ -23,7 +23,8 @@ description:
 author:
   - v3vee.palacios maintainers (@v3vee)
 requirements:
-  - Read access to the Palacios proc directory and the inventory (root on a default host); no v3 tools are needed.
+  - none to run (a missing kernel module or inventory is reported as absent; no v3 tool is needed)
+  - read access to the proc directory and the inventory to see everything (root on a default host)
 options:
   name:
     description:

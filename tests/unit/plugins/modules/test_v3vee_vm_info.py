@@ -1,47 +1,19 @@
-import ast
 import json
 import os
 
 import pytest
-import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
 from ansible_collections.v3vee.palacios.plugins.modules import v3vee_vm_info
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(HERE, '..', '..', '..', '..')
 INFO = ('kernel MAX_ORDER:\t11\nnumber of nodes:\t1\nnumber of cpus: \t2\n\n'
         'palacios compiled mem_block_size:\t134217728\npalacios run-time mem_block_size:\t134217728\n')
 GUESTS = ('web1\t/dev/v3-vm0\tpaused\t1 vcores\t1 regions\t134217728 mem\tgeneral\n'
           'cli\t/dev/v3-vm1\tstopped\t2 vcores\t2 regions\t268435456 mem\tgeneral\n'
           'twin\t/dev/v3-vm2\tstopped\t1 vcores\t1 regions\t134217728 mem\tgeneral\n'
           'twin\t/dev/v3-vm3\trunning\t1 vcores\t1 regions\t134217728 mem\tgeneral\n')
-
-
-def _literal(path, name):
-    tree = ast.parse(open(path).read())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == name:
-            return yaml.safe_load(ast.literal_eval(node.value))
-    raise AssertionError('%s has no %s' % (path, name))
-
-
-def test_documented_options_are_the_argument_spec():
-    doc = _literal(os.path.join(ROOT, 'plugins', 'modules', 'v3vee_vm_info.py'), 'DOCUMENTATION')
-    fragment = _literal(os.path.join(ROOT, 'plugins', 'doc_fragments', 'common.py'), 'DOCUMENTATION')
-    documented = dict(fragment['options'], **doc['options'])
-    spec = v3vee_vm_info.info_argument_spec()
-    assert sorted(documented) == sorted(spec)
-    for name, option in spec.items():
-        assert documented[name]['type'] == option['type'], name
-        assert documented[name].get('default') == option.get('default'), name
-
-
-def test_it_is_in_the_action_group():
-    runtime = yaml.safe_load(open(os.path.join(ROOT, 'meta', 'runtime.yml')))
-    assert 'v3vee_vm_info' in runtime['action_groups']['v3vee']
 
 
 @pytest.fixture
