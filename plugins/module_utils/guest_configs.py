@@ -49,7 +49,7 @@ def file_name(name, data):
     """`<name>-<hash>.xml`: readable, bounded (names may be 127 bytes of any printable UTF-8,
     and contain `/`), unique per VM name and content."""
     stem = _UNSAFE.sub('_', name)[:64]
-    if stem.startswith('.'):
+    if stem[0] in '.-':  # no hidden files, nothing that reads as an option
         stem = '_' + stem[1:]
     digest = hashlib.sha256(name.encode('utf-8', 'surrogateescape') + b'\0' + data).hexdigest()[:16]
     return '%s-%s.xml' % (stem, digest)
