@@ -32,6 +32,7 @@ options:
   inventory_path:
     description:
       - The host's VM inventory, an SQLite database. Created with mode C(0600) in a C(0700) directory.
+      - Guest configs given inline (C(config_xml)) are kept beside it, in C(configs/) of the same directory.
       - Falls back to E(V3VEE_INVENTORY_PATH), then the host settings file, then C(/var/lib/v3vee/inventory.db).
     type: path
   palacios_dir:

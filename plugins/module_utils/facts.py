@@ -13,6 +13,7 @@ import sqlite3
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import kmsg
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import is_managed
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
     MAX_VMS, SEED_POOL_SIZE, ProcReader, Snapshot, blocks_needed, free_blocks, largest_free_block, vms_fitting)
@@ -265,4 +266,6 @@ def gather(settings, runner, subsets=SUBSETS, vm_mem_mb=(128,), vm_details=False
             details = (snap.details or {}) if vm_details else None
             facts['vms'], facts['vms_by_name'], facts['duplicate_names'], facts['vm_counts'] = \
                 vm_facts(snap, records, details)
+            for vm in facts['vms']:
+                vm['config_inline'] = is_managed(settings.inventory_path, vm['config'])
     return facts

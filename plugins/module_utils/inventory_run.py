@@ -16,6 +16,7 @@ import os
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import guifile
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import CONTENT_FIELDS, FIELDS
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, NOT_IN_INVENTORY, classify
@@ -109,21 +110,27 @@ class InventoryRun(object):
                     self.warn('adopt %r: %s%s; not adopted.' % (item['name'], item['result'].replace('_', ' '), devices))
         if params['reconcile']:
             self.result['reconcile'] = plan_reconcile(self.staged, guests)
+        # Inline configs the records now refer to go in place before recover may v3_create from them.
+        configs = GuestConfigs(self.store_path, check_mode=self.check_mode)
+        inline = self.inline_configs()
+        written = sorted(item.path for item in inline.values() if configs.write(item))
         kernel_changed = False
         if params['recover']:
-            kernel_changed = self.recover(guests, start_slots)
+            kernel_changed = self.recover(guests, start_slots, inline)
 
         records_changed = self.staged.changed()
         if not self.check_mode:
             self.staged.flush()
         after = self.staged.all()
+        removed = configs.prune(set(r.get('config') for r in before), set(r.get('config') for r in after))
+        self.result['guest_configs'] = {'written': written, 'removed': removed}
         classified = classify(after, self.host.snapshot().guests)
         export_changed = False
         if params['gui_export']:
             export_changed = self.gui_export(params['gui_export'], classified)
 
         self.result.update(
-            changed=records_changed or kernel_changed or export_changed,
+            changed=records_changed or kernel_changed or export_changed or bool(written or removed),
             records=record_views(classified),
             summary=summarize(classified),
             not_in_inventory=[{'name': i['entry'].name, 'slot': i['entry'].index, 'device': i['entry'].device,
@@ -160,7 +167,16 @@ class InventoryRun(object):
                              ' (%s)' % conflict['reason'] if conflict.get('reason') else ''))
         self.result['gui_import'] = report
 
-    def recover(self, guests, start_slots):
+    def inline_configs(self):
+        """The config_xml items of vms and adopt that a record now refers to, by name."""
+        out = {}
+        for item in (self.params['vms'] or []) + (self.params['adopt'] or []):
+            record = self.staged.get(item['name'])
+            if item.get('inline') is not None and record is not None and record.get('config') == item['inline'].path:
+                out[item['name']] = item['inline']
+        return out
+
+    def recover(self, guests, start_slots, inline):
         results = []
         kernel_changed = False
         for item in plan_recover(self.staged.all(), guests, start_slots):
@@ -174,7 +190,9 @@ class InventoryRun(object):
                 continue
             before = self.staged.get(name)
             try:
-                converged = self.host.converge(self.staged, name, item['desired_state'])
+                # In check mode an inline config given in this run is not on disk yet: use its checked shape.
+                shape = inline[name].shape if name in inline else None
+                converged = self.host.converge(self.staged, name, item['desired_state'], shape=shape)
             except V3veeError as err:
                 out['error'] = str(err)
                 self.errors.append({'name': name, 'msg': str(err)})

@@ -17,21 +17,32 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 
 
 class HostLock(object):
-    def __init__(self, path, timeout):
+    """shared=True: a reader's lock. It waits for a run that changes the host (so the kernel and the
+    inventory are read as that run left them, not half-way) and lets other readers in; it never
+    creates the lock file (no file: no run has changed this host through the collection)."""
+
+    def __init__(self, path, timeout, shared=False):
         self.path = path
         self.timeout = timeout
+        self.shared = shared
         self.handle = None
         self.waited = 0.0
 
     def __enter__(self):
-        directory = os.path.dirname(self.path) or '.'
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if self.shared:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except (IOError, OSError):
+                return self
+        else:
+            directory = os.path.dirname(self.path) or '.'
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         start = time.time()
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Palacios lifecycle rules, as a pure planner: observed state x desired state -> steps.
 
-Kernel rules (../shared/palacios-interface.md 3.2 and "Observed on real Palacios"):
+Kernel rules (docs/palacios-interface.md 3.2 and "Observed on real Palacios"):
 create -> stopped; launch only from stopped (relaunching a VM stopped after running resumes
 it); pause only from running; continue only from paused; stop only from running (stopping a
 paused VM is silently ignored, so continue first); free only from stopped or ERROR. An ERROR

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure parsers for the /proc/v3vee files, and a reader that reads each file once.
 
-Formats: ../shared/palacios-interface.md section 2 (linux_module/main.c, buddy.c).
+Formats: docs/palacios-interface.md section 2 (linux_module/main.c, buddy.c).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Input checks that run before any v3 tool: names, images, XML configs.
 
-Why each check exists (../shared/palacios-interface.md): v3_create -b segfaults on a missing
+Why each check exists (docs/palacios-interface.md): v3_create -b segfaults on a missing
 or malformed XML (gotcha 3, observed 2); the kernel only accepts class="PC" with <memory> and
 <cores count> (5.2); <file filename> is stat()ed relative to v3_create's working directory
 (5.4); names are cut to 127 bytes and TAB/newline break /proc, commas break the GUI file (gotcha 9).
@@ -88,10 +88,12 @@ class VmShape(object):
         return self.mem_mb * 1024 * 1024
 
 
-def check_xml(text, source, base_dir=None, options=None):
+def check_xml(text, source, base_dir=None, options=None, relative_files=True):
     """Validate a Palacios XML config the way the kernel and v3_create would, without the segfault.
 
-    options: {opt_tag: value} overrides as passed to `v3_create -b`. Returns a VmShape.
+    options: {opt_tag: value} overrides as passed to `v3_create -b`. base_dir: where v3_create
+    will run (None: the files are packed already, as in an image). relative_files=False refuses
+    relative <file filename>s (inline XML, whose directory the user does not choose). Returns a VmShape.
     """
     try:
         root = ET.fromstring(text)
@@ -135,6 +137,9 @@ def check_xml(text, source, base_dir=None, options=None):
         filename = _cfg_val(file_el, 'filename')
         if not filename:
             raise V3veeError('%s: a <file> has no filename.' % source)
+        if not relative_files and not os.path.isabs(filename):
+            raise V3veeError('%s: <file filename="%s"> is relative; inline XML has no directory of its own on the '
+                             'managed host, so name the file by its absolute path there.' % (source, filename))
         if base_dir is not None:
             path = filename if os.path.isabs(filename) else os.path.join(base_dir, filename)
             if not os.path.isfile(path) or not os.access(path, os.R_OK):

@@ -11,7 +11,7 @@ module: v3vee_facts
 short_description: Gather facts about a Palacios (V3VEE) host, its memory, VMs and kernel messages
 version_added: 0.1.0
 description:
-  - Sets C(ansible_facts.v3vee) (and returns it as RV(v3vee)) with what a Palacios operator looks at
+  - Sets C(ansible_facts.v3vee) with what a Palacios operator looks at
     before acting - whether the kernel module is loaded, where the v3 tools are, the host's NUMA
     layout and block sizes from C(v3-info), the memory Palacios holds per node from C(v3-mem<N>), every VM
     the kernel or the inventory knows with the Palacios GUI's category and drift, and the latest Palacios
@@ -24,6 +24,9 @@ description:
     RV(ansible_facts.v3vee.problems) and given as a warning.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - none to run (a missing kernel module, tool or inventory is reported as absent)
+  - read access to the proc directory, the inventory and the kernel log to see everything (root on a default host)
 options:
   gather_subset:
     description:
@@ -113,7 +116,8 @@ notes:
     command line). A record is matched to the VM in its recorded slot when the name agrees, else to the only kernel
     VM with its name; duplicate names are never guessed (drift V(duplicate_names)).
   - All facts live under one key, so a later run with fewer subsets replaces C(ansible_facts.v3vee) as a whole;
-    C(register) the results to keep both.
+    C(register) the results to keep both (a registered result has them under C(ansible_facts.v3vee)).
+  - For one VM's or every VM's data without setting facts, use M(v3vee.palacios.v3vee_vm_info).
   - The kernel allows several VMs with one name, so RV(ansible_facts.v3vee.vms) (a list) is complete, while
     RV(ansible_facts.v3vee.vms_by_name) leaves out names that several VMs carry (listed in
     RV(ansible_facts.v3vee.duplicate_names)).
@@ -166,7 +170,7 @@ EXAMPLES = r'''
 
 - name: Print them
   ansible.builtin.debug:
-    var: web1_log.v3vee.telemetry.lines
+    var: web1_log.ansible_facts.v3vee.telemetry.lines
 
 - name: Read a simulated host (paths from its host settings file)
   v3vee.palacios.v3vee_facts:
@@ -431,6 +435,12 @@ ansible_facts:
               description: Recorded C(opt_tag) overrides.
               type: dict
               sample: {}
+            config_inline:
+              description: Whether RV(ansible_facts.v3vee.vms[].config) is a file of the managed directory, written from
+                O(v3vee.palacios.v3vee_vm#module:config_xml).
+              type: bool
+              sample: false
+              version_added: 0.2.0
             desired_state:
               description: Recorded desired state.
               type: str
@@ -552,10 +562,6 @@ ansible_facts:
               description: Why the configured O(kernel_log) could not be read (also in RV(ansible_facts.v3vee.problems)); null
                 otherwise.
               type: str
-v3vee:
-  description: The same dictionary as RV(ansible_facts.v3vee), for C(register).
-  returned: always
-  type: dict
 '''
 
 import re
@@ -613,7 +619,7 @@ def main():
                    telemetry_source=params['telemetry_source'], telemetry_exclude=params['telemetry_exclude'])
     for problem in facts['problems']:
         module.warn(problem)
-    module.exit_json(changed=False, ansible_facts={'v3vee': facts}, v3vee=facts)
+    module.exit_json(changed=False, ansible_facts={'v3vee': facts})
 
 
 if __name__ == '__main__':

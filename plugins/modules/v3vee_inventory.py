@@ -23,6 +23,11 @@ description:
   - With no operation the module only reports the records, their categories and drift.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - Python 3.8 or later with the standard C(sqlite3) module on the managed host
+  - root on the managed host, or the owner of the private inventory (O(inventory_path))
+  - for O(recover) only, the Palacios v3 tools C(v3_create), C(v3_launch), C(v3_pause), C(v3_continue), C(v3_stop) and
+    C(v3_free) (see O(tools_dir)) and the Palacios kernel module C(v3vee.ko) loaded
 options:
   vms:
     description:
@@ -49,8 +54,16 @@ options:
       config:
         description: Absolute path of a Palacios XML configuration (validated as M(v3vee.palacios.v3vee_vm) does).
         type: path
+      config_xml:
+        description:
+          - The XML configuration itself, written to the host's managed directory and recorded as the config, as
+            M(v3vee.palacios.v3vee_vm) does with O(v3vee.palacios.v3vee_vm#module:config_xml) (same path, modes,
+            validation and rules; changed content of an active VM's record is refused here).
+          - Mutually exclusive with O(vms[].image) and O(vms[].config).
+        type: str
+        version_added: 0.2.0
       config_options:
-        description: Overrides for elements of O(vms[].config) that carry an C(opt_tag) attribute.
+        description: Overrides for elements of O(vms[].config) or O(vms[].config_xml) that carry an C(opt_tag) attribute.
         type: dict
       state:
         description:
@@ -84,6 +97,10 @@ options:
       config:
         description: Absolute path of the XML configuration the VM was built from (C(v3_create -b)).
         type: path
+      config_xml:
+        description: The XML configuration it was built from, kept in the managed directory as with O(vms[].config_xml).
+        type: str
+        version_added: 0.2.0
       config_options:
         description: The C(opt_tag) overrides it was built with.
         type: dict
@@ -208,6 +225,12 @@ EXAMPLES = r'''
           mem: 512
       - name: db1
         image: /srv/palacios/db1.img
+
+- name: Define a VM whose XML is a template on the controller
+  v3vee.palacios.v3vee_inventory:
+    vms:
+      - name: web2
+        config_xml: "{{ lookup('ansible.builtin.template', 'web.xml.j2') }}"
 
 - name: Forget an inactive VM's record
   v3vee.palacios.v3vee_inventory:
@@ -500,6 +523,14 @@ commands:
   type: list
   elements: list
   sample: [["/usr/local/bin/v3_create", "/srv/palacios/db1.img", "db1"], ["/usr/local/bin/v3_launch", "/dev/v3-vm0"]]
+guest_configs:
+  description:
+    - Files of the managed directory written for O(vms[].config_xml) and O(adopt[].config_xml), and removed because no
+      record refers to them any more (in check mode, that would be).
+  returned: always
+  type: dict
+  version_added: 0.2.0
+  sample: {written: [/var/lib/v3vee/configs/web2-3f2a9c0d1e4b5a67.xml], removed: []}
 duration:
   description: Seconds the run took.
   returned: always
@@ -516,15 +547,17 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, argument_spec
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import checked_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory_run import InventoryRun
 from ansible_collections.v3vee.palacios.plugins.module_utils.module import run_module
 from ansible_collections.v3vee.palacios.plugins.module_utils.records import IMPORT_POLICIES
-from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition, validate_name
+from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
 
 _DEFINITION = dict(
     image=dict(type='path'),
     config=dict(type='path'),
+    config_xml=dict(type='str'),
     config_options=dict(type='dict'),
 )
 
@@ -535,10 +568,10 @@ def inventory_argument_spec():
     adopt_options = dict(name=dict(type='str', required=True), **_DEFINITION)
     return argument_spec(
         vms=dict(type='list', elements='dict', options=vm_options,
-                 mutually_exclusive=[('image', 'config')], required_by={'config_options': 'config'}),
+                 mutually_exclusive=[('image', 'config', 'config_xml')]),
         adopt=dict(type='list', elements='dict', options=adopt_options,
-                   mutually_exclusive=[('image', 'config')], required_one_of=[('image', 'config')],
-                   required_by={'config_options': 'config'}),
+                   mutually_exclusive=[('image', 'config', 'config_xml')],
+                   required_one_of=[('image', 'config', 'config_xml')]),
         reconcile=dict(type='bool', default=False),
         recover=dict(type='bool', default=False),
         gui_import=dict(type='path'),
@@ -550,7 +583,7 @@ def inventory_argument_spec():
     )
 
 
-def checked_items(option, items):
+def checked_items(option, items, inventory_path):
     """Names (valid, each once per option) and definitions (validated as v3vee_vm does), where given."""
     out, seen = [], set()
     for item in items or []:
@@ -559,18 +592,20 @@ def checked_items(option, items):
             raise V3veeError('%s lists %r twice.' % (option, name))
         seen.add(name)
         state = item.get('state', 'present')
-        definition = None
-        if state == 'present' and (item['image'] or item['config']):
-            options = dict((k, '%s' % v) for k, v in (item['config_options'] or {}).items())
-            definition = {'image': item['image'], 'config': item['config'], 'config_options': options}
-            check_definition(**definition)
-        out.append({'name': name, 'state': state, 'definition': definition})
+        definition = inline = None
+        if state == 'present':
+            definition, inline = checked_definition(
+                name, inventory_path, image=item['image'], config=item['config'], config_xml=item['config_xml'],
+                config_options=item['config_options'])[::2]
+        out.append({'name': name, 'state': state, 'definition': definition, 'inline': inline})
     return out
 
 
 def checked_params(params):
     """Input errors fail here, before the lock is taken or anything is read."""
-    checked = dict(params, vms=checked_items('vms', params['vms']), adopt=checked_items('adopt', params['adopt']))
+    inventory_path = Settings.resolve(params).inventory_path
+    checked = dict(params, vms=checked_items('vms', params['vms'], inventory_path),
+                   adopt=checked_items('adopt', params['adopt'], inventory_path))
     # A file to sync with (the same path exported) may not exist yet; a file only imported must.
     if params['gui_import'] and not os.path.isfile(params['gui_import']) \
             and (os.path.exists(params['gui_import']) or params['gui_import'] != params['gui_export']):

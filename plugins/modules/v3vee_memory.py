@@ -23,6 +23,11 @@ description:
     exit codes do not tell.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - the Palacios tool C(v3_mem) on the managed host (see O(tools_dir))
+  - the Palacios kernel module C(v3vee.ko) loaded (C(v3_mem) needs it even to release memory)
+  - root on the managed host (C(v3_mem) opens the root-only C(/dev/v3vee) and offlines memory blocks in sysfs)
+  - O(palacios_dir) or E(PALACIOS_DIR) or the host settings file, where C(v3_mem) records offlined memory
 options:
   node_mb:
     description:

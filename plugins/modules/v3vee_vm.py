@@ -17,9 +17,15 @@ description:
     V(v3_free)) with argument lists and verifies every step in C(v3-guests), because their exit codes lie.
   - Replaces the Palacios GUI's New VM, Activate, Start, Pause, Continue, Stop and Delete actions.
   - A VM that is in the kernel but not in the inventory (created on the command line; the GUI's
-    "not in inventory") is adopted when O(image) or O(config) is given.
+    "not in inventory") is adopted when O(image), O(config) or O(config_xml) is given.
 author:
   - v3vee.palacios maintainers (@v3vee)
+requirements:
+  - the Palacios v3 tools C(v3_create), C(v3_launch), C(v3_pause), C(v3_continue), C(v3_stop) and C(v3_free) on the managed
+    host (see O(tools_dir)), for any change in the kernel
+  - the Palacios kernel module C(v3vee.ko) loaded, for any change in the kernel (records alone need neither)
+  - root on the managed host (the v3 tools open root-only device nodes; the inventory is private)
+  - Python 3.8 or later with the standard C(sqlite3) module on the managed host
 options:
   name:
     description:
@@ -44,7 +50,7 @@ options:
     description:
       - Absolute path of a pre-built Palacios guest image, created with C(v3_create <image> <name>).
       - Required to define a VM that is not in the inventory, unless O(config) is given.
-      - Mutually exclusive with O(config).
+      - Mutually exclusive with O(config) and O(config_xml).
     type: path
   config:
     description:
@@ -53,15 +59,31 @@ options:
       - It is validated first (well-formed, C(class="PC"), C(<memory>), C(<cores count>), every C(<file>)
         present), because V(v3_create -b) crashes on a bad XML.
     type: path
+  config_xml:
+    description:
+      - The Palacios XML configuration itself, for example from C(lookup('template', 'web1.xml.j2')), so that guest
+        configs can live on the controller.
+      - Validated as O(config) is; a C(<file filename>) must be an absolute path on the managed host (inline XML has
+        no directory of its own there, so relative names are refused).
+      - Written to C(<directory of inventory_path>/configs/<name>-<hash>.xml), for example
+        C(/var/lib/v3vee/configs/web1-3f2a9c0d1e4b5a67.xml), directory mode C(0700), file mode C(0600), atomically
+        (temporary file and rename; a symlink in its place is replaced, never followed), and recorded as the VM's
+        config. The hash covers the name and the content, so changed content is a changed definition - for an
+        active VM it needs O(recreate=true), as a changed O(config) does. A managed file no record refers to any more
+        is removed.
+      - Nothing is written when it is invalid, and nothing in check mode.
+      - Mutually exclusive with O(image) and O(config).
+    type: str
+    version_added: 0.2.0
   config_options:
     description:
-      - Overrides for elements of O(config) that carry an C(opt_tag) attribute, passed as C(tag=value).
+      - Overrides for elements of O(config) or O(config_xml) that carry an C(opt_tag) attribute, passed as C(tag=value).
       - Every key must match an C(opt_tag) in the XML.
     type: dict
   recreate:
     description:
-      - Allow freeing and re-creating an active VM whose O(image), O(config) or O(config_options) differ
-        from the inventory record. Without it such a change is an error, never a silent no-op.
+      - Allow freeing and re-creating an active VM whose O(image), O(config), O(config_xml) or O(config_options)
+        differ from the inventory record. Without it such a change is an error, never a silent no-op.
     type: bool
     default: false
   force:
@@ -141,6 +163,13 @@ EXAMPLES = r'''
     config_options:
       mem: 512
     state: running
+
+- name: Run a VM whose XML is a template on the controller (written to the host's managed directory)
+  v3vee.palacios.v3vee_vm:
+    name: web3
+    config_xml: "{{ lookup('ansible.builtin.template', 'web.xml.j2') }}"
+    state: running
+    recreate: true            # a changed template rebuilds the VM
 
 - name: Pause it
   v3vee.palacios.v3vee_vm:
@@ -232,7 +261,7 @@ vm:
       description: Recorded image path.
       type: str
     config:
-      description: Recorded XML config path.
+      description: Recorded XML config path (for O(config_xml), the file in the managed directory).
       type: str
       sample: /srv/palacios/web1.xml
     config_options:
@@ -264,6 +293,22 @@ commands:
   type: list
   elements: list
   sample: [["/usr/local/bin/v3_create", "-b", "/srv/palacios/web1.xml", "web1"], ["/usr/local/bin/v3_launch", "/dev/v3-vm0"]]
+guest_configs:
+  description: Files of the managed directory written or removed for O(config_xml) (in check mode, that would be).
+  returned: always
+  type: dict
+  version_added: 0.2.0
+  contains:
+    written:
+      description: Inline configs written.
+      type: list
+      elements: str
+      sample: [/var/lib/v3vee/configs/web3-3f2a9c0d1e4b5a67.xml]
+    removed:
+      description: Inline configs no record refers to any more, removed.
+      type: list
+      elements: str
+      sample: [/var/lib/v3vee/configs/web3-9a0b1c2d3e4f5061.xml]
 duration:
   description: Seconds the run took.
   returned: always
@@ -277,10 +322,12 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, argument_spec
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import (
+    GuestConfigs, checked_definition, converge_with_config)
 from ansible_collections.v3vee.palacios.plugins.module_utils.module import run_module
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import DESIRED_STATES
-from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition, validate_name
+from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
 
 
 def vm_argument_spec():
@@ -289,6 +336,7 @@ def vm_argument_spec():
         state=dict(type='str', default='present', choices=list(DESIRED_STATES)),
         image=dict(type='path'),
         config=dict(type='path'),
+        config_xml=dict(type='str'),
         config_options=dict(type='dict'),
         recreate=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
@@ -300,25 +348,24 @@ def vm_argument_spec():
 def main():
     module = AnsibleModule(
         argument_spec=vm_argument_spec(),
-        mutually_exclusive=[('image', 'config')],
-        required_by={'config_options': 'config'},
+        mutually_exclusive=[('image', 'config', 'config_xml')],
         supports_check_mode=True,
     )
     params = module.params
-    # Bad input fails here, before the lock is taken or any tool runs.
+    # Bad input fails here, before the lock is taken, any file is written or any tool runs.
     try:
         validate_name(params['name'])
-        definition = shape = None
-        if params['image'] or params['config']:
-            options = dict((k, '%s' % v) for k, v in (params['config_options'] or {}).items())
-            definition = {'image': params['image'], 'config': params['config'], 'config_options': options}
-            shape = check_definition(**definition)
+        definition, shape, inline = checked_definition(
+            params['name'], Settings.resolve(params).inventory_path, image=params['image'], config=params['config'],
+            config_xml=params['config_xml'], config_options=params['config_options'])
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
 
     def converge(session, store):
-        return session.host.converge(store, params['name'], params['state'], definition=definition,
-                                     force=params['force'], recreate=params['recreate'], shape=shape)
+        configs = GuestConfigs(session.settings.inventory_path, check_mode=module.check_mode)
+        return converge_with_config(configs, store, params['name'], params['state'], inline, lambda: session.host.converge(
+            store, params['name'], params['state'], definition=definition, force=params['force'],
+            recreate=params['recreate'], shape=shape))
 
     run_module(module, converge, wait=params['wait'], timeout=params['timeout'])
 

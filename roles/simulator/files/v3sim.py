@@ -18,7 +18,9 @@ The simulated host lives under a *root* directory (``<root>/bin``, ``lib``, ``pr
 the directory holding argv[0] (not resolving symlinks) unless ``V3VEE_SIM_ROOT`` is set.
 
 Reference: docs/palacios-interface.md (the interface read from Palacios b8836aa7 and
-observed on the real thing).  Comments say which Palacios rule a piece of code follows.
+observed on the real thing); its "Observed on real Palacios" items win.  Comments say which
+Palacios rule a piece of code follows; section banners name the sections of that page they
+implement (``spec 2.1`` is section 2.1, ``observed 6`` item 6 of "Observed on real Palacios").
 """
 
 import contextlib
@@ -634,7 +636,7 @@ class Sim:
 
 
 # --------------------------------------------------------------------------------------
-# /proc renderers (linux_module/main.c, buddy.c) -- byte-exact layouts
+# /proc renderers (linux_module/main.c, buddy.c) -- byte-exact layouts (spec 2.1-2.5)
 # --------------------------------------------------------------------------------------
 
 def vm_regions(vm):
@@ -748,7 +750,7 @@ def render_mem(zone):
 
 
 # --------------------------------------------------------------------------------------
-# Palacios buddy allocator (linux_module/buddy.c): one zone per NUMA node
+# Palacios buddy allocator (linux_module/buddy.c): one zone per NUMA node (spec 2.4, 4.1)
 # --------------------------------------------------------------------------------------
 
 def new_zone(node, compiled_block_size):
@@ -895,7 +897,7 @@ def kernel_alloc_pages(sim, node, order, dma32):
 
 
 # --------------------------------------------------------------------------------------
-# XML: an ezxml look-alike (linux_usr/ezxml.c for v3_create -b, vmm_xml.c in the kernel)
+# XML: an ezxml look-alike (linux_usr/ezxml.c for v3_create -b, vmm_xml.c in the kernel; spec 5.1-5.2)
 # --------------------------------------------------------------------------------------
 
 class XNode:
@@ -1017,7 +1019,7 @@ def cfg_val(node, tag, errors=None):
 
 
 # --------------------------------------------------------------------------------------
-# Guest image format (linux_usr/v3_create.c build_image, palacios vmm_config.c parse_config)
+# Guest image format (linux_usr/v3_create.c build_image, vmm_config.c parse_config; spec 5.3-5.4)
 # --------------------------------------------------------------------------------------
 
 COOKIE_V0 = b"v3vee\0\0\0"
@@ -1082,7 +1084,7 @@ def kernel_parse_image(img):
 
 
 # --------------------------------------------------------------------------------------
-# Kernel: VM lifecycle (linux_module/main.c + vm.c, palacios vmm.c / vmm_config.c)
+# Kernel: VM lifecycle (linux_module/main.c + vm.c, vmm.c / vmm_config.c; spec 3, observed 1)
 # --------------------------------------------------------------------------------------
 
 def available_cpus(sim):
@@ -1235,7 +1237,7 @@ def map_vcores(sim, vm):
 
 def kernel_launch(sim, tool, slot):
     """ioctl 25 V3_VM_LAUNCH: stopped -> running.  A VM stopped after running resumes
-    (observed on real Palacios: new vcore threads continue where they stopped)."""
+    (observed 1: new vcore threads continue where they stopped)."""
     vm = sim.vm(slot)
     if sim.kernel_refuses(tool, "V3_VM_LAUNCH"):
         return -1
@@ -1332,7 +1334,7 @@ def kernel_reset(sim, tool, slot, rtype, first, num):
 
 
 # --------------------------------------------------------------------------------------
-# Kernel: memory (linux_module/mm.c, buddy.c)
+# Kernel: memory (linux_module/mm.c, buddy.c; spec 4.1-4.3, observed 6-7)
 # --------------------------------------------------------------------------------------
 
 REGION_TYPES = {0: "PREALLOCATED", 1: "REQUESTED", 2: "REQUESTED32"}
@@ -1402,7 +1404,7 @@ def make_zones(sim):
 
 
 # --------------------------------------------------------------------------------------
-# Kernel: module load / unload (linux_module/main.c v3_init / v3_exit)
+# Kernel: module load / unload (linux_module/main.c v3_init / v3_exit; spec 4.4, observed 8)
 # --------------------------------------------------------------------------------------
 
 def kstrtoint(text):
@@ -1492,7 +1494,7 @@ def module_unload(sim):
 
 
 # --------------------------------------------------------------------------------------
-# Kernel: checkpoint / migration (palacios vmm_checkpoint.c), only when "built" with it
+# Kernel: checkpoint / migration (vmm_checkpoint.c), only when "built" with it (observed 11-12)
 # --------------------------------------------------------------------------------------
 
 CHKPT_IOCTL = {"v3_save": 28, "v3_load": 27, "v3_send": 34, "v3_receive": 35}
@@ -1726,7 +1728,7 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
 
 
 # --------------------------------------------------------------------------------------
-# The v3 tools (linux_usr/*.c): argv syntax, output and exit codes of the real ones
+# The v3 tools (linux_usr/*.c): argv syntax, output and exit codes of the real ones (spec 0-1, observed 9)
 # --------------------------------------------------------------------------------------
 
 def v3_usage(argv0, fmt):
