@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
+from ansible_collections.v3vee.palacios.plugins.module_utils.memory import read_offline_file
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import module_runner
 from ansible_collections.v3vee.palacios.plugins.module_utils.vm import Host
 
@@ -31,6 +32,29 @@ class HostSession(object):
         self.host = Host(self.settings, module_runner(module), check_mode=module.check_mode,
                          wait=wait, timeout=timeout)
         self.store = InventoryStore(self.settings.inventory_path, readonly=module.check_mode)
+        self.host_before = None
+        self.host.tools.before_first_run = self._remember_host
+
+    def host_state(self):
+        """What a tool can change on the host, as /proc and the offline-memory record show it
+        (exit codes do not tell whether a tool changed anything)."""
+        snap = self.host.reader.snapshot(memory=True)
+        return snap.loaded, snap.guests, snap.zones, read_offline_file(self.settings.palacios_dir)
+
+    def _remember_host(self):
+        self.host_before = self.host_state()
+
+    def changed(self):
+        """Whether this run changed the inventory or the host so far, whatever the module planned:
+        a run that fails after a step took effect has changed the host."""
+        if self.store.changed:
+            return True
+        if self.host_before is None:
+            return False
+        try:
+            return self.host_state() != self.host_before
+        except V3veeError:
+            return True  # a tool ran and /proc cannot be read back: nothing says the host is unchanged
 
     @contextmanager
     def locked(self):
@@ -43,11 +67,12 @@ class HostSession(object):
             with self.store.transaction():
                 yield self.store
 
-    def exit(self, result):
+    def exit(self, result, changed):
         for warning in self.host.warnings:
             self.module.warn(warning)
         result['commands'] = self.host.tools.commands
         result['duration'] = round(time.time() - self.started, 3)
+        result['changed'] = bool(result.get('changed')) or changed
         if not self.module._diff:
             result.pop('diff', None)
         if result.get('failed'):
@@ -56,21 +81,28 @@ class HostSession(object):
             self.module.fail_json(**result)
         self.module.exit_json(**result)
 
-    def fail(self, err):
+    def fail(self, err, changed):
         for warning in self.host.warnings:
             self.module.warn(warning)
-        self.module.fail_json(commands=self.host.tools.commands, **err.fail_kwargs())
+        self.module.fail_json(changed=changed, commands=self.host.tools.commands, **err.fail_kwargs())
 
 
 def run_module(module, body, wait=True, timeout=60):
-    """Run body(session, store) under the lock and transaction; report V3veeError as fail_json."""
+    """Run body(session, store) under the lock and transaction; report V3veeError as fail_json.
+
+    changed is also true when the run changed the host or the inventory and then failed."""
     try:
         session = HostSession(module, wait=wait, timeout=timeout)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
+    changed = False
     try:
         with session.locked() as store:
-            result = body(session, store)
+            try:
+                result = body(session, store)
+            finally:
+                # Still under the lock: nobody else has touched the host since.
+                changed = session.changed()
     except V3veeError as err:
-        session.fail(err)
-    session.exit(result)
+        session.fail(err, changed)
+    session.exit(result, changed)
