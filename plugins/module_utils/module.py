@@ -10,12 +10,44 @@ import os
 import time
 from contextlib import contextmanager
 
+from ansible.module_utils.basic import _load_params
+
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
 from ansible_collections.v3vee.palacios.plugins.module_utils.memory import read_offline_file
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import module_runner
 from ansible_collections.v3vee.palacios.plugins.module_utils.vm import Host
+
+
+# Options users of other VM modules (community.libvirt, community.proxmox) reach for. A Palacios
+# VM is sized by its XML config; config_options overrides the elements that carry an opt_tag.
+SIZING_OPTIONS = {
+    'memory': 'memory', 'mem': 'memory', 'memory_mb': 'memory', 'mem_mb': 'memory', 'ram': 'memory',
+    'cores': 'cores', 'vcores': 'cores', 'cpus': 'cores', 'vcpus': 'cores', 'cpu': 'cores',
+}
+SIZING_HINTS = {
+    'memory': 'the memory comes from the config\'s <memory>: override it with config_options: {mem: %s}, which '
+              'sets the element with opt_tag="mem" (as in <memory opt_tag="mem">128</memory>)',
+    'cores': 'the vcores come from the config\'s <cores count>: override them with config_options: {<tag>: %s} '
+             'for a config element with opt_tag="<tag>" that holds the count',
+}
+
+
+def misplaced_options(spec, names=SIZING_OPTIONS):
+    """The raw parameters among `names` that `spec` does not have, read before AnsibleModule (which
+    rejects them with a bare "Unsupported parameters"), so the module can say where they belong."""
+    try:
+        raw = _load_params()
+    except Exception:  # no parameters to read (not run by Ansible): AnsibleModule reports it
+        return {}
+    return dict((key, raw[key]) for key in sorted(raw) if key in names and key not in spec)
+
+
+def misplaced_message(module_name, misplaced):
+    return 'Unsupported parameter%s for %s: %s. A Palacios VM is sized by its XML config (option config): %s.' % (
+        's' if len(misplaced) > 1 else '', module_name, ', '.join(misplaced),
+        '; '.join(SIZING_HINTS[SIZING_OPTIONS[key]] % (value,) for key, value in misplaced.items()))
 
 
 class HostSession(object):

@@ -168,10 +168,10 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     var: web1_log.v3vee.telemetry.lines
 
-- name: Read a simulated host (paths from its host settings file)
+- name: Read a host whose settings file is not at the default path (a missing file is an error)
   v3vee.palacios.v3vee_facts:
   environment:
-    V3VEE_HOST_CONF: /opt/v3vee-sim/host.conf
+    V3VEE_HOST_CONF: /srv/v3vee-sim1/host.conf
 '''
 
 RETURN = r'''
@@ -605,9 +605,10 @@ def main():
     params = module.params
     try:
         subsets = check_params(params)
+        settings = Settings.resolve(params)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
-    facts = gather(Settings.resolve(params), module_runner(module), subsets=subsets,
+    facts = gather(settings, module_runner(module), subsets=subsets,
                    vm_mem_mb=params['vm_mem_mb'], vm_details=params['vm_details'],
                    telemetry_lines=params['telemetry_lines'], telemetry_vm=params['telemetry_vm'],
                    telemetry_source=params['telemetry_source'], telemetry_exclude=params['telemetry_exclude'])
