@@ -26,6 +26,8 @@ SETTINGS = {
     'palacios_dir': ('PALACIOS_DIR', 'PALACIOS_DIR', None),
     'kernel_log': ('V3VEE_KERNEL_LOG', 'V3VEE_KERNEL_LOG', None),
     'backend': ('V3VEE_BACKEND', 'V3VEE_BACKEND', 'palacios'),
+    # Where Linux shows its memory blocks (<sys_dir>/devices/system/memory), which hot-remove offlines.
+    'sys_dir': ('V3VEE_SYS_DIR', 'V3VEE_SYS_DIR', '/sys'),
 }
 
 
