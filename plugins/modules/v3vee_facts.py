@@ -207,7 +207,8 @@ ansible_facts:
           description: The paths in use, resolved from the options, environment, host settings file and defaults.
           type: dict
           sample: {tools_dir: null, proc_dir: /proc/v3vee, dev_dir: /dev, inventory_path: /var/lib/v3vee/inventory.db,
-                   palacios_dir: /opt/palacios, kernel_log: null, host_conf: /etc/v3vee/host.conf,
+                   palacios_dir: /opt/palacios, kernel_log: null, sys_dir: /sys,
+                   host_conf: /etc/v3vee/host.conf,
                    lock_path: /var/lib/v3vee/inventory.db.lock}
         problems:
           description: Things that exist but could not be read or understood. Absence (no module, no tools, no
