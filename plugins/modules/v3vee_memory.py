@@ -57,8 +57,9 @@ options:
     default: false
   freed_vms:
     description:
-      - Names of VMs that earlier tasks of the same play free (M(v3vee.palacios.v3vee_vm) O(v3vee.palacios.v3vee_vm#module:state=absent)
-        or V(inactive)), so that the play's dry run predicts this task right.
+      - Names of VMs that earlier tasks of the same play free (M(v3vee.palacios.v3vee_vm) with
+        O(v3vee.palacios.v3vee_vm#module:state=absent) or V(inactive)), so that the play's dry run predicts this
+        task right.
       - In check mode those tasks only predicted the frees and the VMs still hold their memory in the kernel; the plan
         then counts their memory as given back to the pools. Exact when every VM of a pool is named (as in
         C(playbooks/teardown.yml), which frees them all); otherwise the blocks are counted back pool by pool in
