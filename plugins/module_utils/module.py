@@ -34,14 +34,16 @@ SIZING_HINTS = {
 }
 
 
-def misplaced_options(spec, names=SIZING_OPTIONS):
-    """The raw parameters among `names` that `spec` does not have, read before AnsibleModule (which
-    rejects them with a bare "Unsupported parameters"), so the module can say where they belong."""
+def misplaced_options(spec):
+    """The raw parameters among SIZING_OPTIONS that `spec` does not have, read before AnsibleModule
+    (which rejects them with a bare "Unsupported parameters"), so the module can say where they belong."""
     try:
         raw = _load_params()
     except Exception:  # no parameters to read (not run by Ansible): AnsibleModule reports it
         return {}
-    return dict((key, raw[key]) for key in sorted(raw) if key in names and key not in spec)
+    if not isinstance(raw, dict):
+        return {}
+    return dict((key, raw[key]) for key in sorted(raw) if key in SIZING_OPTIONS and key not in spec)
 
 
 def misplaced_message(module_name, misplaced):

@@ -64,8 +64,8 @@ options:
         then counts their memory as given back to the pools. Exact when every VM of a pool is named (as in
         C(playbooks/teardown.yml), which frees them all); otherwise the blocks are counted back pool by pool in
         address order, as Palacios does not show which pool holds which VM.
-      - In a real run it changes nothing - the kernel is the truth: the VMs are gone by then, and memory a VM still
-        uses is never released.
+      - In a real run it changes nothing, because the kernel is the truth. The VMs are gone by then, and memory a VM
+        still uses is never released.
     type: list
     elements: str
     default: []
@@ -89,6 +89,9 @@ notes:
     RV(leaked_offline), a warning, and the error of the call that leaked) with the remedy; C(v3_mem -r offline)
     does not recover them.
   - Release memory before unloading the module; C(rmmod v3vee) does not online hot-removed memory.
+  - The capacity check is an upper bound - Linux may still refuse to offline a block marked removable (pages in use
+    that cannot move), and the kernel may refuse a V(kernel) allocation sooner. The run then stops at that call,
+    reports the error and C(changed=true) if earlier calls took effect.
 seealso:
   - module: v3vee.palacios.v3vee_vm
 '''

@@ -39,7 +39,8 @@ def blocks(*per_node, **kw):
 PLENTY = blocks(*([(64, True)],) * 4)
 
 
-def plan(zones, target, nodes=1, method='hotremove', below_4g=False, sysmem=PLENTY, **kw):
+def plan(zones, target, nodes=1, method='hotremove', below_4g=False, **kw):
+    sysmem = kw.pop('sysmem', PLENTY)
     return memory.plan_memory(zones, info(nodes=nodes, **kw), target, sysmem, method=method, below_4g=below_4g)
 
 
