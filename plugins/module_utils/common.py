@@ -26,6 +26,8 @@ SETTINGS = {
     'palacios_dir': ('PALACIOS_DIR', 'PALACIOS_DIR', None),
     'kernel_log': ('V3VEE_KERNEL_LOG', 'V3VEE_KERNEL_LOG', None),
     'backend': ('V3VEE_BACKEND', 'V3VEE_BACKEND', 'palacios'),
+    # Where Linux shows its memory blocks (<sys_dir>/devices/system/memory), which hot-remove offlines.
+    'sys_dir': ('V3VEE_SYS_DIR', 'V3VEE_SYS_DIR', '/sys'),
 }
 
 
@@ -71,14 +73,23 @@ class V3veeError(Exception):
         return out
 
 
-def read_host_conf(path):
-    """Parse the shell-sourceable KEY=value host settings file; a missing file is empty."""
+def read_host_conf(path, required=False):
+    """Parse the shell-sourceable KEY=value host settings file.
+
+    A missing file is empty unless `required` (a path the user named): then, as for a file that
+    exists but cannot be read, it is an error, because silently using the defaults would point
+    the modules at another host's paths."""
     values = {}
     try:
         with open(path, 'r') as handle:
             lines = handle.read().splitlines()
-    except (IOError, OSError):
-        return values
+    except (IOError, OSError) as exc:
+        if not required and not os.path.lexists(path):
+            return values
+        raise V3veeError('Cannot read the host settings file %s (named by V3VEE_HOST_CONF): %s. Fix the path, or '
+                         'unset V3VEE_HOST_CONF to use %s.' % (path, exc.strerror or exc, HOST_CONF_DEFAULT)
+                         if required else
+                         'Cannot read the host settings file %s: %s.' % (path, exc.strerror or exc))
     for line in lines:
         line = line.strip()
         if not line or line.startswith('#') or '=' not in line:
@@ -108,8 +119,9 @@ class Settings(object):
     @classmethod
     def resolve(cls, params, environ=None):
         environ = os.environ if environ is None else environ
-        host_conf_path = environ.get('V3VEE_HOST_CONF') or HOST_CONF_DEFAULT
-        conf = read_host_conf(host_conf_path)
+        named = environ.get('V3VEE_HOST_CONF')
+        host_conf_path = named or HOST_CONF_DEFAULT
+        conf = read_host_conf(host_conf_path, required=bool(named))
         values = {}
         for name, (env_name, conf_key, default) in SETTINGS.items():
             value = params.get(name)

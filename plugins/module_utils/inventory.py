@@ -88,6 +88,8 @@ class InventoryStore(object):
         self.path = path
         self.readonly = readonly
         self.conn = None
+        # Whether a put/delete changed a record: a failing module run reports changed from it.
+        self.changed = False
 
     def open(self):
         if self.conn is not None:
@@ -192,6 +194,8 @@ class InventoryStore(object):
         return [self._row(row) for row in self.conn.execute('SELECT * FROM vms ORDER BY name')]
 
     def put(self, record):
+        if content(self.get(record['name'])) != content(record):
+            self.changed = True
         values = dict(record)
         values['config_options'] = json.dumps(values.get('config_options') or {}, sort_keys=True)
         self.conn.execute(
@@ -199,4 +203,6 @@ class InventoryStore(object):
             tuple(values.get(key) for key in FIELDS))
 
     def delete(self, name):
+        if self.get(name) is not None:
+            self.changed = True
         self.conn.execute('DELETE FROM vms WHERE name = ?', (name,))

@@ -95,6 +95,63 @@ def chunk_size(info, method):
     return chunk
 
 
+def read_memory_blocks(sys_dir):
+    """Linux's hot-pluggable memory blocks under <sys_dir>/devices/system/memory, the ones v3_mem's
+    hot-remove offlines: {'block_size': bytes, 'blocks': [(number, node, online, removable)]} in
+    block order, or None when the kernel shows none (no memory hotplug)."""
+    base = os.path.join(sys_dir or '/sys', 'devices', 'system', 'memory')
+
+    def read(*parts):
+        with open(os.path.join(base, *parts), 'r') as handle:
+            return handle.read().strip()
+
+    try:
+        block_size = int(read('block_size_bytes'), 16)
+        names = os.listdir(base)
+    except (IOError, OSError, ValueError):
+        return None
+    blocks = []
+    for name in names:
+        if not (name.startswith('memory') and name[6:].isdigit()):
+            continue
+        try:
+            state, removable = read(name, 'state'), read(name, 'removable')
+            nodes = [int(e[4:]) for e in os.listdir(os.path.join(base, name)) if e.startswith('node') and e[4:].isdigit()]
+        except (IOError, OSError):
+            continue
+        blocks.append((int(name[6:]), nodes[0] if nodes else 0, state == 'online', removable == '1'))
+    return {'block_size': block_size, 'blocks': sorted(blocks)}
+
+
+def chunk_capacity(sysmem, chunk, method, below_4g, nodes):
+    """How many more chunks each node can give, as v3_mem would find them.
+
+    hotremove: a chunk takes ceil(chunk / block size) consecutive blocks that are online and
+    removable (v3_mem.c offline_memory; with -l only the first 4 GB of blocks, counted by directory
+    index as the tool does). kernel: at most the node's online memory; the kernel may refuse sooner
+    (fragmentation, its own needs), which the run then reports."""
+    per_chunk = max(1, -(-chunk // sysmem['block_size']))
+    limit = 0xFFFFFFFF // sysmem['block_size']
+    capacity = dict((node, 0) for node in range(nodes))
+    run, run_node, previous = 0, None, None
+    for index, (number, node, online, removable) in enumerate(sysmem['blocks']):
+        if method == 'kernel':
+            if node in capacity and online:
+                capacity[node] += sysmem['block_size'] // chunk
+            continue
+        usable = node in capacity and online and removable and not (below_4g and index > limit)
+        # A run is consecutive block numbers of one node (v3_mem -n: other nodes' blocks do not count).
+        if not usable or node != run_node or previous is None or number != previous + 1:
+            run = 0
+        previous, run_node = number, node
+        if usable:
+            run += 1
+            if run == per_chunk:
+                capacity[node] += 1
+                run = 0
+    return capacity
+
+
 def add_argv(chunk, method, below_4g, node, multi_node):
     argv = []
     if method == 'kernel':
@@ -128,15 +185,18 @@ def normalize_target(target, nodes):
     return 'node', per_node
 
 
-def plan_memory(zones, info, target, method='hotremove', below_4g=False):
+def plan_memory(zones, info, target, sysmem, method='hotremove', below_4g=False):
     """Plan the v3_mem calls that bring the reservation to target.
 
     zones: {node: {'pools': [Pool]}} (ProcReader.snapshot(memory=True).zones); info: parse_info();
-    target: {'total': MB} or {'per_node': {node: MB}} (nodes not named are left alone).
+    target: {'total': MB} or {'per_node': {node: MB}} (nodes not named are left alone);
+    sysmem: read_memory_blocks() (None: the kernel shows no memory blocks).
 
     Growing adds chunks until each target is met (so the reservation ends within one chunk above
     it). A total target on a multi-node host is spread by giving each chunk to the node with the
-    least reserved memory (lowest node on ties), with -n so the result is predictable.
+    least reserved memory (lowest node on ties) that can still give one, with -n so the result
+    is predictable. What each node can still give (chunk_capacity) bounds growth: a target
+    beyond it fails before anything runs, saying how much can be reached.
     Shrinking releases entirely free pools, highest address first, as long as what stays reserved
     is still at least the target; memory a VM uses is never touched, and a target that needs
     it fails with the list of pools in use.
@@ -162,11 +222,22 @@ def plan_memory(zones, info, target, method='hotremove', below_4g=False):
 
     steps = []
     chunk = chunk_size(info, method) if grow else None
+    left = None
+    if grow:
+        if sysmem is None and method == 'hotremove':
+            raise V3veeError('Hot-remove offlines Linux\'s memory blocks, and this host shows none under '
+                             '<sys_dir>/devices/system/memory (a kernel without memory hotplug, or V3VEE_SYS_DIR in '
+                             'the host settings file points elsewhere). Use method kernel.')
+        if sysmem is not None:  # v3_mem -k does not read sysfs: without it the kernel alone bounds it
+            left = chunk_capacity(sysmem, chunk, method, below_4g, nodes)
+            check_reachable(kind, groups, reserved, chunk, left, method)
     for group, goal in groups:
         def have():
             return sum(reserved[n] for n in group)
         while have() < goal:
-            node = min(group, key=lambda n: (reserved[n], n))
+            node = min((n for n in group if left is None or left[n] > 0), key=lambda n: (reserved[n], n))
+            if left is not None:
+                left[node] -= 1
             steps.append({'op': 'add', 'node': node, 'size': chunk, 'base': None,
                           'argv': add_argv(chunk, method, below_4g, node, multi_node)})
             reserved[node] += chunk
@@ -191,6 +262,43 @@ def plan_memory(zones, info, target, method='hotremove', below_4g=False):
                                                 for p, n in in_use)),
                 observed={'pools': dict((n, [pool_dict(p) for p in pools[n]]) for n in group)})
     return {'steps': steps, 'reserved_before': before, 'reserved_after': reserved}
+
+
+def check_reachable(kind, groups, reserved, chunk, capacity, method):
+    """Refuse a growth target the host cannot reach, before the first v3_mem (which would otherwise
+    offline what it can and then fail half-way)."""
+    for group, goal in groups:
+        reachable = sum(reserved[n] + capacity.get(n, 0) * chunk for n in group)
+        if goal <= reachable:
+            continue
+        where = 'node %d' % group[0] if kind == 'node' else 'in total'
+        can = ', '.join('node %d %s MB more (%d chunk(s) of %s MB)' % (n, format_mb(capacity.get(n, 0) * chunk),
+                                                                       capacity.get(n, 0), format_mb(chunk))
+                        for n in group)
+        source = ('online, removable memory blocks (/sys/devices/system/memory) that v3_mem can offline'
+                  if method == 'hotremove' else 'online memory the kernel could hand out')
+        raise V3veeError(
+            'Cannot reserve %s MB %s: %s MB is reserved now and the host can give at most %s MB (%s; from its %s), '
+            'so at most %s MB can be reached. Nothing was run. Ask for %s MB or less.'
+            % (format_mb(goal), where, format_mb(sum(reserved[n] for n in group)), format_mb(reachable - sum(
+                reserved[n] for n in group)), can, source, format_mb(reachable), format_mb(reachable)),
+            observed={'reserved_mb': format_mb(sum(reserved[n] for n in group)), 'reachable_mb': format_mb(reachable)})
+
+
+def group_steps(steps):
+    """Consecutive identical v3_mem -a calls as one entry with a count: the result stays small
+    whatever the number of chunks (a release names its pool, so it stays one entry)."""
+    grouped = []
+    for step in steps:
+        last = grouped[-1] if grouped else None
+        if step['op'] == 'add' and last is not None and last['op'] == 'add' and last['argv'] == step['argv']:
+            last['count'] += 1
+            continue
+        entry = dict(step, count=1)
+        if step['op'] == 'add':
+            entry.pop('base')
+        grouped.append(entry)
+    return grouped
 
 
 def predict_pools(zones, steps, nodes):

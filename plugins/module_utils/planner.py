@@ -158,7 +158,8 @@ def plan_vm(name, observed, record, definition, desired, force=False, recreate=F
         if observed != 'none':
             raise V3veeError('VM %r is in the kernel but not in the inventory (the GUI\'s "not in inventory"). '
                              'Give image or config (what it was created from) to adopt it.' % name)
-        raise V3veeError('VM %r is not in the inventory: give image or config to define it.' % name)
+        raise V3veeError('VM %r does not exist (neither in the kernel nor in the inventory). To define it, give '
+                         'image or config.' % name)
 
     recreated = False
     if changed and observed in KERNEL_DESIRED and desired in ('present',) + KERNEL_DESIRED:

@@ -51,6 +51,9 @@ class Tools(object):
         self.settings = settings
         self.runner = runner
         self.commands = []
+        # Called once, before the first tool runs: every tool a module runs may change the host,
+        # so the session remembers what the host looked like (see module.HostSession).
+        self.before_first_run = None
 
     def search_dirs(self):
         if self.settings.tools_dir:
@@ -83,6 +86,8 @@ class Tools(object):
 
     def run(self, tool, args, cwd=None):
         argv = [self.which(tool)] + [str(a) for a in args]
+        if not self.commands and self.before_first_run is not None:
+            self.before_first_run()
         rc, out, err = self.runner(argv, cwd=cwd, env_update=self.env())
         self.commands.append(argv)
         return ToolResult(argv, rc, out, err)

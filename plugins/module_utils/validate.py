@@ -47,9 +47,10 @@ def _check_readable_file(path, what):
         raise V3veeError('%s path %r must be absolute (the GUI stored bare file names that only worked '
                          'from its own working directory).' % (what, path))
     if not os.path.isfile(path):
-        raise V3veeError('%s %s does not exist or is not a regular file.' % (what, path))
+        raise V3veeError('%s %s does not exist on the managed host (or is not a regular file there); the path is '
+                         'read on the host the task runs on, not on the controller.' % (what, path))
     if not os.access(path, os.R_OK):
-        raise V3veeError('%s %s is not readable by this user.' % (what, path))
+        raise V3veeError('%s %s on the managed host is not readable by this user.' % (what, path))
 
 
 def _cfg_val(element, key):

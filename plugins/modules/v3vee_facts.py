@@ -172,10 +172,10 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     var: web1_log.ansible_facts.v3vee.telemetry.lines
 
-- name: Read a simulated host (paths from its host settings file)
+- name: Read a host whose settings file is not at the default path (a missing file is an error)
   v3vee.palacios.v3vee_facts:
   environment:
-    V3VEE_HOST_CONF: /opt/v3vee-sim/host.conf
+    V3VEE_HOST_CONF: /srv/v3vee-sim1/host.conf
 '''
 
 RETURN = r'''
@@ -211,7 +211,8 @@ ansible_facts:
           description: The paths in use, resolved from the options, environment, host settings file and defaults.
           type: dict
           sample: {tools_dir: null, proc_dir: /proc/v3vee, dev_dir: /dev, inventory_path: /var/lib/v3vee/inventory.db,
-                   palacios_dir: /opt/palacios, kernel_log: null, host_conf: /etc/v3vee/host.conf,
+                   palacios_dir: /opt/palacios, kernel_log: null, sys_dir: /sys,
+                   host_conf: /etc/v3vee/host.conf,
                    lock_path: /var/lib/v3vee/inventory.db.lock}
         problems:
           description: Things that exist but could not be read or understood. Absence (no module, no tools, no
@@ -611,9 +612,10 @@ def main():
     params = module.params
     try:
         subsets = check_params(params)
+        settings = Settings.resolve(params)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
-    facts = gather(Settings.resolve(params), module_runner(module), subsets=subsets,
+    facts = gather(settings, module_runner(module), subsets=subsets,
                    vm_mem_mb=params['vm_mem_mb'], vm_details=params['vm_details'],
                    telemetry_lines=params['telemetry_lines'], telemetry_vm=params['telemetry_vm'],
                    telemetry_source=params['telemetry_source'], telemetry_exclude=params['telemetry_exclude'])

@@ -19,6 +19,11 @@ description:
     highest address first, as long as the reservation stays at or above the target. Memory a VM uses is never
     released; a target that would need it fails with the list of pools in use. O(total_mb=0) or O(node_mb)
     zeros release everything free.
+  - Before the first V(v3_mem) call the module checks what each node can still give. Hot-remove needs, per chunk,
+    consecutive memory blocks that are online and removable in C(/sys/devices/system/memory) (path from
+    E(V3VEE_SYS_DIR) in the host settings file, for a simulated host); method V(kernel) is bounded by the node's
+    online memory. A target beyond that fails with nothing run (also in check mode) and says how much can be
+    reached.
   - Every call is verified by re-reading C(v3-mem<N>) (a new pool appeared, the pool is gone), because V(v3_mem)
     exit codes do not tell.
 author:
@@ -55,6 +60,20 @@ options:
     description: Reserve memory below 4 GB only (C(v3_mem -l)), for guests or devices that need 32-bit addresses.
     type: bool
     default: false
+  freed_vms:
+    description:
+      - Names of VMs that earlier tasks of the same play free (M(v3vee.palacios.v3vee_vm) with
+        O(v3vee.palacios.v3vee_vm#module:state=absent) or V(inactive)), so that the play's dry run predicts this
+        task right.
+      - In check mode those tasks only predicted the frees and the VMs still hold their memory in the kernel; the plan
+        then counts their memory as given back to the pools. Exact when every VM of a pool is named (as in
+        C(playbooks/teardown.yml), which frees them all); otherwise the blocks are counted back pool by pool in
+        address order, as Palacios does not show which pool holds which VM.
+      - In a real run it changes nothing, because the kernel is the truth. The VMs are gone by then, and memory a VM
+        still uses is never released.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - v3vee.palacios.common
   - v3vee.palacios.common.ATTRIBUTES
@@ -75,6 +94,9 @@ notes:
     RV(leaked_offline), a warning, and the error of the call that leaked) with the remedy; C(v3_mem -r offline)
     does not recover them.
   - Release memory before unloading the module; C(rmmod v3vee) does not online hot-removed memory.
+  - The capacity check is an upper bound - Linux may still refuse to offline a block marked removable (pages in use
+    that cannot move), and the kernel may refuse a V(kernel) allocation sooner. The run then stops at that call,
+    reports the error and C(changed=true) if earlier calls took effect.
 seealso:
   - module: v3vee.palacios.v3vee_vm
 '''
@@ -99,6 +121,18 @@ EXAMPLES = r'''
 - name: Release every free pool
   v3vee.palacios.v3vee_memory:
     total_mb: 0
+
+- name: Delete two VMs, then release everything (the dry run, --check, predicts the release too)
+  v3vee.palacios.v3vee_vm:
+    name: "{{ item }}"
+    state: absent
+    force: true
+  loop: [web1, web2]
+
+- name: Release the memory they used
+  v3vee.palacios.v3vee_memory:
+    total_mb: 0
+    freed_vms: [web1, web2]
 '''
 
 RETURN = r'''
@@ -129,11 +163,16 @@ block_size:
   type: int
   sample: 134217728
 steps:
-  description: The planned (check mode) or executed v3_mem calls, with the node, size and pool base.
+  description:
+    - The planned (check mode) or executed v3_mem calls, with the node and size. Consecutive identical
+      C(v3_mem -a) calls are one entry with their C(count); a release names its pool's C(base) (count 1).
+    - The new pools' addresses are in RV(pools_after).
   returned: always
   type: list
   elements: dict
-  sample: [{"op": "add", "node": 0, "size": 134217728, "base": "0x8000000", "argv": ["-a", "128"]}]
+  sample: [{"op": "add", "node": 0, "size": 134217728, "count": 2, "argv": ["-a", "128"]},
+           {"op": "release", "node": 0, "size": 134217728, "base": "0x10000000", "count": 1,
+            "argv": ["-r", "0x10000000"]}]
 leaked_offline:
   description: Ranges recorded in C($PALACIOS_DIR/.v3offlinedmem) that back no pool (offline memory lost to
     Linux and Palacios), each with C(base) and C(length) in bytes.
@@ -162,8 +201,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, argument_spec
 from ansible_collections.v3vee.palacios.plugins.module_utils.memory import (
-    METHODS, MemoryHost, leak_remedy, mb_view, plan_memory, pools_view, predict_pools, reserved_bytes)
+    METHODS, MemoryHost, group_steps, leak_remedy, mb_view, plan_memory, pools_view, predict_pools,
+    read_memory_blocks, reserved_bytes)
 from ansible_collections.v3vee.palacios.plugins.module_utils.module import run_module
+from ansible_collections.v3vee.palacios.plugins.module_utils.vm import with_predictions
 
 
 def memory_argument_spec():
@@ -172,13 +213,20 @@ def memory_argument_spec():
         total_mb=dict(type='int'),
         method=dict(type='str', default='hotremove', choices=list(METHODS)),
         below_4g=dict(type='bool', default=False),
+        freed_vms=dict(type='list', elements='str', default=[]),
     )
 
 
 def step_view(step):
     view = dict(step)
-    view['base'] = '0x%x' % step['base'] if step['base'] is not None else None
+    if 'base' in step:
+        view['base'] = '0x%x' % step['base'] if step['base'] is not None else None
     return view
+
+
+def freed_zones(snap, names):
+    """The pools as they will be once the named VMs are freed (check mode: earlier tasks only predicted it)."""
+    return with_predictions(snap, dict((e.index, None) for e in snap.guests if e.name in names)).zones
 
 
 def main():
@@ -197,8 +245,11 @@ def main():
     def converge(session, store):
         host = MemoryHost(session.host.tools, session.host.reader, session.settings.palacios_dir)
         info, zones = host.observe()
+        if module.check_mode and params['freed_vms']:
+            zones = freed_zones(session.host.reader.snapshot(memory=True), params['freed_vms'])
         nodes = info['nodes']
-        plan = plan_memory(zones, info, target, method=params['method'], below_4g=params['below_4g'])
+        plan = plan_memory(zones, info, target, read_memory_blocks(session.settings.sys_dir),
+                           method=params['method'], below_4g=params['below_4g'])
         steps = plan['steps']
         leaks = host.leaks(zones)
         if leaks:
@@ -223,7 +274,7 @@ def main():
             'reserved_mb_before': before_mb,
             'reserved_mb_after': after_mb,
             'block_size': info['runtime_block_size'],
-            'steps': [step_view(s) for s in steps],
+            'steps': [step_view(s) for s in group_steps(steps)],
             'leaked_offline': [{'base': base, 'length': length} for base, length in leaks],
             'diff': {'before': {'reserved_mb': before_mb}, 'after': {'reserved_mb': after_mb}},
         }

@@ -325,7 +325,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import (
     GuestConfigs, checked_definition, converge_with_config)
-from ansible_collections.v3vee.palacios.plugins.module_utils.module import run_module
+from ansible_collections.v3vee.palacios.plugins.module_utils.module import misplaced_message, misplaced_options, run_module
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import DESIRED_STATES
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
 
@@ -346,11 +346,16 @@ def vm_argument_spec():
 
 
 def main():
+    spec = vm_argument_spec()
+    # memory=256 and the like: accepted here only to say where the setting goes.
+    misplaced = misplaced_options(spec)
     module = AnsibleModule(
-        argument_spec=vm_argument_spec(),
+        argument_spec=dict(spec, **dict((key, dict(type='raw')) for key in misplaced)),
         mutually_exclusive=[('image', 'config', 'config_xml')],
         supports_check_mode=True,
     )
+    if misplaced:
+        module.fail_json(msg=misplaced_message('v3vee.palacios.v3vee_vm', misplaced))
     params = module.params
     # Bad input fails here, before the lock is taken, any file is written or any tool runs.
     try:

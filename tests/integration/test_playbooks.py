@@ -38,11 +38,11 @@ def write_inventory(work):
     return path
 
 
-def play(work, inventory, *playbooks):
+def play(work, inventory, *playbooks, **kwargs):
     env = ansible_env()
     env['V3VEE_HOST_CONF'] = os.path.join(work, 'host.conf')
     proc = subprocess.run([ansible_bin('ansible-playbook'), '-i', inventory]
-                          + [os.path.join(PLAYBOOKS, p) for p in playbooks],
+                          + [os.path.join(PLAYBOOKS, p) for p in playbooks] + list(kwargs.get('options', ())),
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           cwd=work, check=False)
     assert proc.returncode == 0, proc.stdout[-8000:]
@@ -61,7 +61,7 @@ def guests(work):
         return dict((f[0], f[2]) for f in (line.split('\t') for line in handle.read().splitlines()))
 
 
-def test_site_provision_idempotent_then_teardown(tmp_path):
+def test_site_provision_idempotent_then_teardown_dry_run_predicts_the_teardown(tmp_path):
     work = str(tmp_path)
     inventory = write_inventory(work)
     first = play(work, inventory, 'site.yml', 'provision.yml')
@@ -73,6 +73,13 @@ def test_site_provision_idempotent_then_teardown(tmp_path):
     again = play(work, inventory, 'site.yml', 'provision.yml')
     assert again['changed'] == 0
 
-    play(work, inventory, 'teardown.yml')
+    # The dry run of the destructive playbook works on a host with VMs, changes nothing, and
+    # predicts the same changes as the real teardown (the VM deletions, the memory release).
+    dry = play(work, inventory, 'teardown.yml', options=['--check'])
+    assert guests(work) == {'web1': 'running', 'web2': 'paused'}
+    assert status(work)['reserved_bytes'] == 512 * 1048576
+    real = play(work, inventory, 'teardown.yml')
+    assert dry['failed'] == real['failed'] == 0
+    assert dry['changed'] == real['changed'] == 2
     assert guests(work) == {}
     assert status(work)['reserved_bytes'] == 0

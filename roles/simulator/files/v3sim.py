@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import struct
 import sys
@@ -467,6 +468,7 @@ class Sim:
         self.tmp_dir = os.path.join(self.state_dir, "tmp")
         self.proc_dir = os.path.join(root, "proc", "v3vee")
         self.dev_dir = os.path.join(root, "dev")
+        self.sys_dir = os.path.join(root, "sys")
         self.kmsg_path = os.path.join(root, "kmsg.log")
         self.boot_dir = os.path.join(root, "boot.d")
         self.host = None
@@ -515,6 +517,7 @@ class Sim:
         self.save_state()
         self.sync_proc()
         self.sync_dev()
+        self.sync_sys()
 
     @property
     def module(self):
@@ -602,6 +605,45 @@ class Sim:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
                 os.fchmod(fd, 0o600)
                 os.close(fd)
+
+    # ---- /sys/devices/system/memory ---------------------------------------------------
+
+    def sync_sys(self):
+        """The simulated hardware's sysfs memory blocks, as Linux shows them and v3_mem reads them:
+        block_size_bytes (hex, no 0x), memoryN/state (online/offline), memoryN/removable (1/0),
+        memoryN/phys_index, and memoryN/nodeK -> ../../node/nodeK.  Files are rewritten only when
+        their content changes, so a tool run costs a read of each."""
+        memory = os.path.join(self.sys_dir, "devices", "system", "memory")
+        nodes = os.path.join(self.sys_dir, "devices", "system", "node")
+        offline = set(self.kernel["offline_blocks"])
+        blocks = dict(memory_blocks(self.host))
+        files = {os.path.join(memory, "block_size_bytes"): "%x\n" % SYSFS_BLOCK}
+        for num, node in blocks.items():
+            block = os.path.join(memory, "memory%d" % num)
+            files[os.path.join(block, "state")] = "offline\n" if num in offline else "online\n"
+            files[os.path.join(block, "removable")] = "1\n" if block_removable(self, num) else "0\n"
+            files[os.path.join(block, "phys_index")] = "%08x\n" % num
+        for node in range(self.host["nodes"]):
+            os.makedirs(os.path.join(nodes, "node%d" % node), exist_ok=True)
+        if os.path.isdir(memory):
+            for name in os.listdir(memory):
+                if name.startswith("memory") and name[6:].isdigit() and int(name[6:]) not in blocks:
+                    shutil.rmtree(os.path.join(memory, name), ignore_errors=True)
+        for path, text in files.items():
+            try:
+                with open(path, "r", encoding="ascii") as fh:
+                    if fh.read() == text:
+                        continue
+            except OSError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write(path, text, mode=0o444, tmpdir=self.tmp_dir)
+        for num, node in blocks.items():
+            link = os.path.join(memory, "memory%d" % num, "node%d" % node)
+            if not os.path.islink(link):
+                for name in os.listdir(os.path.dirname(link)):
+                    if name.startswith("node"):
+                        os.unlink(os.path.join(os.path.dirname(link), name))
+                os.symlink("../../node/node%d" % node, link)
 
     # ---- /proc/v3vee ---------------------------------------------------------------
 

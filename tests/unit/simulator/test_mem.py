@@ -201,3 +201,35 @@ def test_seed_pool_free_half_holds_a_guest_region_with_small_blocks(templates, t
     assert proc.free_blocks(zones, 2097152) == 0
     res = host.run("v3_create", "-b", str(xml), "b")
     assert (res.returncode, res.stdout.splitlines()[-1]) == (255, b"Error (-1) creating VM")
+
+
+def sysfs(host, *parts):
+    path = os.path.join(host.root, "sys", "devices", "system", *parts)
+    if os.path.islink(path):
+        return os.readlink(path)
+    with open(path) as fh:
+        return fh.read()
+
+
+def test_sysfs_memory_blocks_show_what_hot_remove_offlined(ready):
+    # The blocks v3_mem offlines are the ones the host's sysfs shows: block 0 and the block holding
+    # the seed pool (top 12 MiB below 2 GiB) are not removable; the two reserved pools are offline.
+    assert sysfs(ready, "memory", "block_size_bytes") == "8000000\n"
+    assert [sysfs(ready, "memory", "memory%d" % n, "state") for n in (0, 1, 2, 3)] == \
+        ["online\n", "offline\n", "offline\n", "online\n"]
+    assert [sysfs(ready, "memory", "memory%d" % n, "removable") for n in (0, 1, 14, 15, 32)] == \
+        ["0\n", "1\n", "1\n", "0\n", "1\n"]
+    assert sysfs(ready, "memory", "memory32", "phys_index") == "00000020\n"
+    assert sysfs(ready, "memory", "memory32", "node0") == "../../node/node0"
+    assert not os.path.exists(os.path.join(ready.root, "sys", "devices", "system", "memory", "memory16"))
+    ready.ok("v3_mem", "-r", "offline")
+    assert sysfs(ready, "memory", "memory1", "state") == "online\n"
+
+
+def test_sysfs_follows_the_simulated_hardware(host):
+    host.ok("v3sim", "host", "--nodes", "2", "--memory-mb", "1024")
+    blocks = sorted(int(n[6:]) for n in os.listdir(os.path.join(host.root, "sys", "devices", "system", "memory"))
+                    if n.startswith("memory"))
+    assert blocks == list(range(16))
+    assert sysfs(host, "memory", "memory8", "node1") == "../../node/node1"
+    assert [sysfs(host, "memory", "memory%d" % n, "removable") for n in (7, 8, 15)] == ["0\n", "1\n", "0\n"]

@@ -90,7 +90,7 @@ def test_role_check_apply_idempotence_and_reload(tmp_path):
         assert fh.read().splitlines()[2:] == [
             "V3VEE_BACKEND=simulator", "V3VEE_TOOLS_DIR=%s/bin" % root, "V3VEE_PROC_DIR=%s/proc/v3vee" % root,
             "V3VEE_DEV_DIR=%s/dev" % root, "PALACIOS_DIR=%s" % root, "V3VEE_KERNEL_LOG=%s/kmsg.log" % root,
-            "V3VEE_INVENTORY_PATH=%s" % variables["v3vee_sim_inventory_path"]]
+            "V3VEE_SYS_DIR=%s/sys" % root, "V3VEE_INVENTORY_PATH=%s" % variables["v3vee_sim_inventory_path"]]
     profile = subprocess.run(["/bin/sh", "-c", '. "$1"; echo "$PALACIOS_DIR"; echo "$PATH"', "sh",
                               variables["v3vee_sim_profile_path"]], stdout=subprocess.PIPE, check=True,
                              env={"PATH": "/usr/bin:/bin"}).stdout.decode().splitlines()

@@ -25,8 +25,23 @@ def zone(*pools):
     return proc.parse_mem(text)
 
 
+def blocks(*per_node, **kw):
+    """sysfs memory blocks: per node, (count, removable) runs laid out one after the other, all online."""
+    out, number = [], 0
+    for node, runs in enumerate(per_node):
+        for count, removable in runs:
+            for _block in range(count):
+                out.append((number, node, kw.get('online', True), removable))
+                number += 1
+    return {'block_size': BLOCK, 'blocks': out}
+
+
+PLENTY = blocks(*([(64, True)],) * 4)
+
+
 def plan(zones, target, nodes=1, method='hotremove', below_4g=False, **kw):
-    return memory.plan_memory(zones, info(nodes=nodes, **kw), target, method=method, below_4g=below_4g)
+    sysmem = kw.pop('sysmem', PLENTY)
+    return memory.plan_memory(zones, info(nodes=nodes, **kw), target, sysmem, method=method, below_4g=below_4g)
 
 
 def argvs(result):
@@ -172,3 +187,75 @@ def test_leaked_offline_range_is_one_that_backs_no_pool():
 def test_format_mb():
     assert memory.format_mb(BLOCK) == '128'
     assert memory.format_mb(262144) == '0.25'
+
+
+def test_a_target_beyond_what_the_host_can_offline_fails_before_anything_runs_and_says_what_is_reachable():
+    # 1536 MB reserved (12 pools), 18 more removable blocks: at most 3840 MB.
+    pools = [(0x8000000 + i * BLOCK, BLOCK, BLOCK) for i in range(12)]
+    with pytest.raises(V3veeError) as err:
+        plan({0: zone(*pools)}, {'total': 1000000}, sysmem=blocks([(18, True)]))
+    text = str(err.value)
+    assert 'Cannot reserve 1000000 MB in total: 1536 MB is reserved now' in text
+    assert 'at most 2304 MB (node 0 2304 MB more (18 chunk(s) of 128 MB)' in text
+    assert 'at most 3840 MB can be reached. Nothing was run.' in text
+    assert err.value.observed == {'reserved_mb': '1536', 'reachable_mb': '3840'}
+    assert len(argvs(plan({0: zone(*pools)}, {'total': 3840}, sysmem=blocks([(18, True)])))) == 18
+
+
+def test_capacity_counts_only_consecutive_online_removable_blocks_of_one_node():
+    # 256 MB chunks need 2 consecutive blocks: runs of 3, 1 and 4 removable blocks give 1 + 0 + 2.
+    sysmem = blocks([(3, True), (1, False), (1, True), (1, False), (4, True)])
+    capacity = memory.chunk_capacity(sysmem, 2 * BLOCK, 'hotremove', False, 1)
+    assert capacity == {0: 3}
+    offline = dict(sysmem, blocks=[(n, node, n != 1, r) for n, node, _on, r in sysmem['blocks']])
+    assert memory.chunk_capacity(offline, 2 * BLOCK, 'hotremove', False, 1) == {0: 2}
+    # -n: blocks of the next node do not extend a run.
+    assert memory.chunk_capacity(blocks([(1, True)], [(1, True)]), 2 * BLOCK, 'hotremove', False, 2) == {0: 0, 1: 0}
+
+
+def test_below_4g_counts_only_the_first_4_gb_of_blocks():
+    capacity = memory.chunk_capacity(blocks([(64, True)]), BLOCK, 'hotremove', True, 1)
+    assert capacity == {0: 32}
+
+
+def test_kernel_method_is_bounded_by_the_nodes_online_memory():
+    sysmem = blocks([(2, False), (2, True)])
+    assert memory.chunk_capacity(sysmem, 4 * MB, 'kernel', False, 1) == {0: 4 * 32}
+    with pytest.raises(V3veeError, match='at most 512 MB can be reached'):
+        plan({0: zone()}, {'total': 1024}, method='kernel', runtime=4 * MB, sysmem=sysmem)
+
+
+def test_a_total_target_skips_nodes_that_cannot_give_more():
+    result = plan({0: zone(), 1: zone()}, {'total': 512}, nodes=2, sysmem=blocks([(1, True)], [(8, True)]))
+    assert argvs(result) == [['-n', '0', '-a', '128']] + [['-n', '1', '-a', '128']] * 3
+
+
+def test_a_node_target_beyond_that_node_fails_even_if_others_have_room():
+    with pytest.raises(V3veeError, match='Cannot reserve 256 MB node 0: .* at most 128 MB can be reached'):
+        plan({0: zone(), 1: zone()}, {'per_node': {0: 256}}, nodes=2, sysmem=blocks([(1, True)], [(8, True)]))
+
+
+def test_hot_remove_without_memory_blocks_is_refused_before_anything_runs():
+    with pytest.raises(V3veeError, match='shows none under <sys_dir>/devices/system/memory'):
+        plan({0: zone()}, {'total': 128}, sysmem=None)
+    assert plan({0: zone((0x8000000, BLOCK, BLOCK))}, {'total': 0}, sysmem=None)['steps'][0]['op'] == 'release'
+
+
+def test_repeated_adds_are_returned_as_one_entry_with_a_count():
+    steps = plan({0: zone()}, {'total': 18 * 128})['steps']
+    assert len(steps) == 18
+    assert memory.group_steps(steps) == [{'op': 'add', 'node': 0, 'size': BLOCK, 'argv': ['-a', '128'], 'count': 18}]
+
+
+def test_read_memory_blocks_reads_the_sysfs_layout(tmp_path):
+    base = tmp_path / 'devices' / 'system' / 'memory'
+    for number, state, removable, node in ((0, 'online', '0', 0), (1, 'offline', '1', 0), (32, 'online', '1', 1)):
+        block = base / ('memory%d' % number)
+        block.mkdir(parents=True)
+        (block / 'state').write_text(state + '\n')
+        (block / 'removable').write_text(removable + '\n')
+        (block / ('node%d' % node)).mkdir()
+    (base / 'block_size_bytes').write_text('8000000\n')
+    assert memory.read_memory_blocks(str(tmp_path)) == {
+        'block_size': BLOCK, 'blocks': [(0, 0, True, False), (1, 0, False, True), (32, 1, True, True)]}
+    assert memory.read_memory_blocks(str(tmp_path / 'none')) is None

@@ -121,6 +121,11 @@ def test_adopting_needs_a_definition():
         planner.plan_vm('vm', 'running', None, None, 'present')
 
 
+def test_a_vm_that_exists_nowhere_is_said_not_to_exist_first():
+    with pytest.raises(V3veeError, match=r"^VM 'vm' does not exist \(neither in the kernel nor in the inventory\)"):
+        planner.plan_vm('vm', 'none', None, None, 'running')
+
+
 def test_adoption_keeps_the_kernel_state_as_desired_state():
     plan = planner.plan_vm('vm', 'paused', None, IMG, 'present')
     assert plan.steps == () and plan.desired_state == 'paused'
