@@ -279,40 +279,20 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, argument_spec
 from ansible_collections.v3vee.palacios.plugins.module_utils.module import run_module
-from ansible_collections.v3vee.palacios.plugins.module_utils.planner import DESIRED_STATES
-from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition, validate_name
+from ansible_collections.v3vee.palacios.plugins.module_utils.vmspec import ITEM_RELATIONS, item_definition, vm_item_spec
 
 
 def vm_argument_spec():
-    return argument_spec(
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=list(DESIRED_STATES)),
-        image=dict(type='path'),
-        config=dict(type='path'),
-        config_options=dict(type='dict'),
-        recreate=dict(type='bool', default=False),
-        force=dict(type='bool', default=False),
-        wait=dict(type='bool', default=True),
-        timeout=dict(type='int', default=60),
-    )
+    return argument_spec(wait=dict(type='bool', default=True), timeout=dict(type='int', default=60),
+                         **vm_item_spec())
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=vm_argument_spec(),
-        mutually_exclusive=[('image', 'config')],
-        required_by={'config_options': 'config'},
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=vm_argument_spec(), supports_check_mode=True, **ITEM_RELATIONS)
     params = module.params
     # Bad input fails here, before the lock is taken or any tool runs.
     try:
-        validate_name(params['name'])
-        definition = shape = None
-        if params['image'] or params['config']:
-            options = dict((k, '%s' % v) for k, v in (params['config_options'] or {}).items())
-            definition = {'image': params['image'], 'config': params['config'], 'config_options': options}
-            shape = check_definition(**definition)
+        definition, shape = item_definition(params)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
 
