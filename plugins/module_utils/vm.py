@@ -79,7 +79,7 @@ class VmJob(object):
         self.record = self.entry = self.plan = self.before = self.current = self.after = None
         self.error = None
         self.result = None
-        self.ran = False               # a wave ran (or tried) one of its steps
+        self.ran = []                  # the steps a wave ran (or tried) for it
 
     @property
     def create_args(self):
@@ -212,7 +212,7 @@ class Host(object):
                 wave = [job for job in jobs if job.error is None and step in job.plan.steps]
                 if wave:
                     for job in wave:
-                        job.ran = True
+                        job.ran.append(step)
                     guests = self.executor.run_wave(step, wave, guests)
         self._finish(store, jobs)
         return jobs
@@ -304,21 +304,32 @@ class Host(object):
                 job.current = after_entry
                 job.result = self._result(job.name, job.plan, job.before, job.record, after_record, after_entry,
                                           None if self.check_mode else store)
-            elif job.ran:
+                continue
+            after_record, after_entry = job.record, job.entry
+            if job.ran:
                 if truth is None:
                     truth = self.reader.snapshot()
-                self.record_truth(store, job.name, job.plan, job.record, truth)
+                after_record, after_entry = self.record_truth(store, job.name, job.plan, job.record, truth)
+            job.current = after_entry
+            job.result = {
+                'changed': bool(job.ran) or content(job.record) != content(after_record),
+                'vm': vm_view(job.name, after_record, after_entry),
+                'steps': list(job.ran),
+                'diff': {'before': job.before, 'after': vm_view(job.name, after_record, after_entry)},
+            }
 
     def record_truth(self, store, name, plan, before_record, snap):
         """After a failed step: record what /proc shows now, so a VM this run created never becomes
-        "not in inventory" and a record is never lost or left claiming a state that is gone."""
+        "not in inventory" and a record is never lost or left claiming a state that is gone.
+        Returns (record, kernel entry) as they now are."""
         definition = plan.definition or definition_of(before_record)
         truth = self.locate(name, before_record, snap)
         if definition is None or (truth is None and before_record is None):
-            return
+            return before_record, truth
         desired_state = plan.desired_state or before_record['desired_state']
-        store.put(new_record(name, definition, *_link(truth), desired_state=desired_state,
-                             previous=before_record))
+        record = new_record(name, definition, *_link(truth), desired_state=desired_state, previous=before_record)
+        store.put(record)
+        return record, truth
 
     def _record(self, name, plan, before_record, entry):
         if plan.definition is None:
@@ -340,6 +351,37 @@ class Host(object):
             'steps': list(plan.steps),
             'diff': {'before': before, 'after': after},
         }
+
+
+def batch_result(jobs):
+    """The result of a converge_all run as v3vee_vms returns it: per VM what v3vee_vm returns
+    (plus its error), counts, and a failure listing every VM that failed."""
+    items, errors = [], []
+    steps, states = {}, {}
+    diff = {'before': {}, 'after': {}}
+    for job in jobs:
+        result = job.result
+        item = {'name': job.name, 'changed': result['changed'], 'steps': result['steps'], 'vm': result['vm'],
+                'unlisted': job.unlisted, 'error': str(job.error) if job.error is not None else None}
+        items.append(item)
+        if job.error is not None:
+            errors.append({'name': job.name, 'msg': str(job.error)})
+        for step in result['steps']:
+            steps[step] = steps.get(step, 0) + 1
+        states[result['vm']['state']] = states.get(result['vm']['state'], 0) + 1
+        diff['before'][job.name] = result['diff']['before']
+        diff['after'][job.name] = result['diff']['after']
+    out = {
+        'changed': any(item['changed'] for item in items),
+        'vms': items,
+        'summary': {'vms': len(items), 'changed': sum(1 for item in items if item['changed']),
+                    'failed': len(errors), 'steps': steps, 'states': states},
+        'diff': diff,
+    }
+    if errors:
+        out.update(failed=True, errors=errors, msg='%d of %d VM(s) failed: %s' % (
+            len(errors), len(items), '; '.join('%s: %s' % (e['name'], e['msg']) for e in errors)))
+    return out
 
 
 def with_predictions(snap, predicted):
