@@ -21,6 +21,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
+from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
 
 STATE_NAMES = {'none': 'inactive', 'error': 'ERROR'}
 # Every plan's steps are a subsequence of this order (tests/unit check it against the planner), so
@@ -42,26 +43,6 @@ def create_args(name, definition):
     extra = ['%s=%s' % (key, options[key]) for key in sorted(options)]
     # <file filename> is stat()ed relative to v3_create's CWD (5.4): run it in the XML's directory.
     return ['-b', definition['config'], name] + extra, os.path.dirname(definition['config'])
-
-
-def vm_view(name, record, entry):
-    """What modules return for a VM: inventory record + live kernel data."""
-    view = {
-        'name': name,
-        'in_inventory': record is not None,
-        'state': entry.state if entry is not None else ('inactive' if record is not None else 'absent'),
-        'slot': entry.index if entry is not None else None,
-        'device': entry.device if entry is not None else None,
-        'vcores': entry.vcores if entry is not None else None,
-        'mem_bytes': entry.mem_bytes if entry is not None else None,
-        'type': entry.vm_type if entry is not None else None,
-        'image': None, 'config': None, 'config_options': {}, 'desired_state': None,
-        'created_at': None, 'updated_at': None,
-    }
-    if record is not None:
-        for key in ('image', 'config', 'config_options', 'desired_state', 'created_at', 'updated_at'):
-            view[key] = record.get(key)
-    return view
 
 
 class VmJob(object):
