@@ -265,8 +265,8 @@ class Host(object):
                     self.preflight(job.name, job.plan, view, entry, job.shape)
                 except V3veeError as err:
                     job.error = err
-                    # Without its create the job does nothing, its free included: plan again.
-                    retry = retry or (create and 'free' in job.plan.steps)
+                    # The failed job does nothing, its free included, which this pass counted: plan again.
+                    retry = retry or 'free' in job.plan.steps
                     continue
                 job.after = self.predict(job.name, job.plan, view, entry, job.shape)
                 if job.after is not None:

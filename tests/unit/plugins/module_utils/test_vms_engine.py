@@ -227,3 +227,13 @@ def test_one_failing_vm_does_not_stop_the_others_and_its_record_tells_the_truth(
     # The next run finishes the job.
     again, _host = batch(sim, items)
     assert 'errors' not in again and again['summary']['steps'] == {'launch': 1}
+
+
+def test_a_vm_whose_re_create_cannot_fit_keeps_running_and_its_memory_is_not_promised_to_others(tmp_path):
+    small = make_sim(tmp_path / 'small', blocks=2)
+    batch(small, [('a', 'running', 'small', False, False), ('b', 'running', 'small', False, False)])
+    # a would free 1 block and need 2: it fails, so its block never comes back and c cannot have it.
+    result, host = batch(small, [('a', 'running', 'big', False, True), ('c', 'running', 'small', False, False)])
+    assert [e['name'] for e in result['errors']] == ['a', 'c']
+    assert host.tools.commands == []
+    assert small.kernel()['a'][0] == 'running' and 'c' not in small.kernel()
