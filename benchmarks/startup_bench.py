@@ -22,13 +22,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
-import conftest  # noqa: E402,F401  (makes v3vee.palacios importable)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
+from conftest import ROOT  # noqa: E402  (importing it makes v3vee.palacios importable)
 
 # How the integration tests run ansible-playbook (the collection link, the environment).
-_spec = importlib.util.spec_from_file_location('integration_conftest', os.path.join(ROOT, 'tests', 'integration',
-                                                                                   'conftest.py'))
+_spec = importlib.util.spec_from_file_location('integration_conftest',
+                                               os.path.join(ROOT, 'tests', 'integration', 'conftest.py'))
 integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(integration)
 ansible_bin, ansible_env = integration.ansible_bin, integration.ansible_env
