@@ -19,7 +19,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
     MAX_VMS, SEED_POOL_SIZE, ProcReader, Snapshot, blocks_needed, free_blocks, largest_free_block, vms_fitting)
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, classify
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Tools
-from ansible_collections.v3vee.palacios.plugins.module_utils.vm import vm_view
+from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
 
 SUBSETS = ('tools', 'host', 'memory', 'vms', 'telemetry')
 # The tools the collection drives (lifecycle, memory, checkpoint/migration).

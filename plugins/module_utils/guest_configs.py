@@ -233,28 +233,69 @@ def converge_with_config(configs, store, name, desired, inline, converge):
     when converge fails (a refused change leaves no file behind). Returns converge's result with
     `guest_configs` ({written, removed}) and `changed` covering the files.
     """
-    before = store.get(name)
-    candidates = [before.get('config') if before else None]
-    written = False
-    if inline is not None and desired != 'absent':
-        candidates.append(inline.path)
-        written = configs.write(inline)
-
-    def others():
-        return set(r.get('config') for r in store.all() if r['name'] != name)
-
+    staged = _stage(configs, store, [(name, desired, inline)])
     try:
         result = converge()
     except V3veeError:
         record = store.get(name)
-        configs.prune(candidates, others() | set([record.get('config') if record else None]))
+        _prune(configs, store, staged, {name: record.get('config') if record else None})
         raise
-    after = result['vm'].get('config') if result['vm'].get('in_inventory') else None
-    removed = configs.prune(candidates, others() | set([after]))
-    files = {
-        'written': [inline.path] if written and inline.path == after else [],
-        'removed': [path for path in removed if not (written and path == inline.path)],
-    }
+    files = _prune(configs, store, staged, {name: _recorded_config(result)})[name]
     result['guest_configs'] = files
     result['changed'] = result['changed'] or bool(files['written'] or files['removed'])
     return result
+
+
+def converge_all_with_configs(configs, store, wanted, converge):
+    """The batch form of converge_with_config (v3vee_vms): `wanted` is [(name, desired, inline)],
+    `converge()` runs Host.converge_all and returns its jobs (a job's failure is in job.error;
+    a failed job's record is what the store holds). Each job's result gains `guest_configs`."""
+    staged = _stage(configs, store, wanted)
+    jobs = converge()
+    after = {}
+    for job in jobs:
+        if job.error is not None:
+            record = store.get(job.name)
+            after[job.name] = record.get('config') if record else None
+        else:
+            after[job.name] = _recorded_config(job.result)
+    files = _prune(configs, store, staged, after)
+    for job in jobs:
+        if job.name in files and job.result is not None:
+            job.result['guest_configs'] = files[job.name]
+            job.result['changed'] = job.result['changed'] or bool(files[job.name]['written'] or files[job.name]['removed'])
+    return jobs
+
+
+def _recorded_config(result):
+    return result['vm'].get('config') if result['vm'].get('in_inventory') else None
+
+
+def _stage(configs, store, wanted):
+    """Write the inline configs (v3_create reads them); name -> (candidate paths, written inline path)."""
+    staged = {}
+    for name, desired, inline in wanted:
+        before = store.get(name)
+        candidates = [before.get('config') if before else None]
+        written = None
+        if inline is not None and desired != 'absent':
+            candidates.append(inline.path)
+            if configs.write(inline):
+                written = inline.path
+        staged[name] = (candidates, written)
+    return staged
+
+
+def _prune(configs, store, staged, after):
+    """Remove the managed files the staged VMs referred to that no record refers to after the run.
+    `after`: name -> the config its record refers to now (the store is not written in check mode)."""
+    referenced = set(r.get('config') for r in store.all() if r['name'] not in after) | set(after.values())
+    candidates = [path for name in staged for path in staged[name][0]]
+    removed = set(configs.prune(candidates, referenced))
+    files = {}
+    for name, (paths, written) in staged.items():
+        files[name] = {
+            'written': [written] if written and written == after.get(name) else [],
+            'removed': sorted(p for p in removed if p in paths and p != written),
+        }
+    return files

@@ -23,7 +23,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CA
 from ansible_collections.v3vee.palacios.plugins.module_utils.recover import SKIP, plan_recover
 from ansible_collections.v3vee.palacios.plugins.module_utils.records import (
     StagedStore, link, plan_adopt, plan_import, plan_records, plan_reconcile)
-from ansible_collections.v3vee.palacios.plugins.module_utils.vm import record_state
+from ansible_collections.v3vee.palacios.plugins.module_utils.vm import VmJob, record_state
 
 OPERATIONS = ('gui_import', 'vms', 'adopt', 'reconcile', 'recover', 'gui_export')
 
@@ -177,38 +177,42 @@ class InventoryRun(object):
         return out
 
     def recover(self, guests, start_slots, inline):
+        """Every record whose desired state is a kernel state, in one batch of Host.converge_all
+        (one /proc read plans them all; waves verify them together; one failure stops no other)."""
         results = []
-        kernel_changed = False
+        jobs = []
         for item in plan_recover(self.staged.all(), guests, start_slots):
-            name = item['name']
-            out = {'name': name, 'desired_state': item['desired_state'], 'action': item['action'],
+            out = {'name': item['name'], 'desired_state': item['desired_state'], 'action': item['action'],
                    'state_before': record_state(item['observed']) if item['observed'] else None,
                    'steps': item['steps'], 'changed': False, 'state': None, 'device': None, 'error': None}
             results.append(out)
             if item['action'] == SKIP:
                 out.update(reason=item['reason'], state=out['state_before'], device=item['device'])
-                continue
-            before = self.staged.get(name)
-            try:
+            else:
                 # In check mode an inline config given in this run is not on disk yet: use its checked shape.
-                shape = inline[name].shape if name in inline else None
-                converged = self.host.converge(self.staged, name, item['desired_state'], shape=shape)
-            except V3veeError as err:
-                out['error'] = str(err)
-                self.errors.append({'name': name, 'msg': str(err)})
+                shape = inline[item['name']].shape if item['name'] in inline else None
+                jobs.append(VmJob(item['name'], item['desired_state'], shape=shape))
+        outs = dict((out['name'], out) for out in results)
+        kernel_changed = False
+        for job in self.host.converge_all(self.staged, jobs) if jobs else []:
+            out = outs[job.name]
+            if job.error is not None:
+                out['error'] = str(job.error)
+                self.errors.append({'name': job.name, 'msg': str(job.error)})
                 # What the kernel shows now (a real run recorded it; check mode failed before any step).
-                current = self.staged.get(name)
+                current = self.staged.get(job.name)
                 out['device'] = current.get('device') if current else None
                 out['state'] = current.get('observed_state') if current else None
                 continue
-            vm = converged['vm']
-            out.update(steps=converged['steps'], changed=converged['changed'], state=vm['state'], device=vm['device'])
-            kernel_changed = kernel_changed or bool(converged['steps'])
+            vm = job.result['vm']
+            out.update(steps=job.result['steps'], changed=job.result['changed'], state=vm['state'],
+                       device=vm['device'])
+            kernel_changed = kernel_changed or bool(job.result['steps'])
             if self.check_mode:
                 # Converge records nothing in check mode: record its prediction here, so that what
                 # follows (export, the returned records) sees what the real run will leave.
-                entry = self.host.snapshot().by_slot(vm['slot']) if vm['slot'] is not None else None
-                self.staged.put(link(name, definition_of(before), entry, vm['desired_state'], before))
+                self.staged.put(link(job.name, definition_of(job.record), job.current, vm['desired_state'],
+                                     job.record))
         self.result['recover'] = results
         return kernel_changed
 

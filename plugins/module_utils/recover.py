@@ -6,7 +6,8 @@
 The GUI promised that after a reboot (kernel empty, database intact) every activated VM "will
 be available in the database and recreated" but never did it. Recovery acts only on records
 whose desired state is a kernel state (stopped, running, paused); it never tears a VM down.
-Execution is Host.converge per VM (which re-plans, verifies every step and records the truth).
+Execution is one Host.converge_all batch (which re-plans, runs the steps in waves, verifies every
+step and records the truth).
 """
 
 from __future__ import absolute_import, division, print_function

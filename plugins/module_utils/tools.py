@@ -106,7 +106,7 @@ KERNEL_LOG_HINT = 'The kernel logs the reason: dmesg | grep palacios.'
 
 
 class Executor(object):
-    """Runs one lifecycle step for one VM and verifies it in /proc."""
+    """Runs one lifecycle step for a wave of VMs and verifies them all in /proc."""
 
     def __init__(self, tools, reader, dev_dir, wait=True, timeout=60, poll=0.05):
         self.tools = tools
@@ -120,95 +120,116 @@ class Executor(object):
         return os.path.join(self.dev_dir, 'v3-vm%d' % slot)
 
     def _poll(self, check):
-        """Call check() until it returns non-None, or once if wait is off. Returns last value or None."""
+        """Call check() until it returns true, or once if wait is off. Returns its last value."""
         deadline = time.time() + (self.timeout if self.wait else 0)
         while True:
             value = check()
-            if value is not None or time.time() >= deadline:
+            if value or time.time() >= deadline:
                 return value
             time.sleep(self.poll)
 
-    def current(self, slot, name):
-        """Re-read /proc and return the entry at slot, refusing a slot that now holds another VM
-        (slots are reused, gotcha 10)."""
-        for entry in self.reader.guests():
-            if entry.index == slot:
-                if entry.name != name:
-                    raise V3veeError('/dev/v3-vm%d now holds VM %r, not %r (slots are reused after a free). '
-                                     'Refusing to act on it; run v3vee.palacios.v3vee_inventory with '
-                                     'reconcile: true.' % (slot, entry.name, name), observed=entry_dict(entry))
-                return entry
-        return None
+    def run_wave(self, step, jobs, guests=None):
+        """Run `step` for every job, then verify them all; each /proc read serves the whole wave.
 
-    def run_step(self, step, name, entry=None, create_args=None):
+        A job has name, current (its verified kernel entry) and, for create, create_args; the step
+        sets job.current to what /proc shows after it, or job.error. `guests`: a /proc read taken
+        since the last tool ran, against which each slot is re-checked before acting (slots are
+        reused, gotcha 10); None reads /proc now. Returns the last read, which can serve the next wave.
+        """
+        if guests is None and step != 'create':
+            guests = self.reader.guests()
+        started = []
+        for job in jobs:
+            try:
+                started.append(self._start(step, job, guests))
+            except V3veeError as err:
+                job.error = err
+        if not started:
+            return guests
+        last = {}
+
+        def settled():
+            last['guests'] = now = self.reader.guests()
+            for item in list(started):
+                job, slot, _result = item
+                try:
+                    done, entry = self._verified(step, job.name, slot, now)
+                except V3veeError as err:
+                    job.error = err
+                    started.remove(item)
+                    continue
+                if done:
+                    job.current = entry
+                    started.remove(item)
+            return not started
+
+        pending = list(started)
+        self._poll(settled)
+        for job, slot, result in started:
+            job.error = self._not_taken(step, job.name, slot, result, last['guests'])
         if step == 'create':
-            return self.create(name, *create_args)
+            created = [(job, slot, result) for job, slot, result in pending if job.error is None]
+            # udev creates the node asynchronously (2.5): later steps open it.
+            self._poll(lambda: all(os.path.exists(self.device(slot)) for _job, slot, _r in created))
+            for job, slot, result in created:
+                if not os.path.exists(self.device(slot)):
+                    job.error = tool_error('VM %r was created in slot %d but %s did not appear.'
+                                           % (job.name, slot, self.device(slot)), result,
+                                           observed=entry_dict(job.current))
+        return last['guests']
+
+    def _start(self, step, job, guests):
+        """Run the step's tool for one job; returns (job, slot, ToolResult)."""
+        if step == 'create':
+            args, cwd = job.create_args
+            result = self.tools.run('v3_create', args, cwd=cwd)
+            if result.rc in SIGSEGV_CODES:
+                raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
+                                 'could not be read.' % job.name, result)
+            match = CREATED_RE.search(result.stdout)
+            if result.rc != 0 or not match:
+                raise tool_error('The kernel refused to create VM %r (v3_create: "%s").'
+                                 % (job.name, (result.stdout.strip().splitlines() or ['no output'])[-1]), result,
+                                 hint=KERNEL_LOG_HINT)
+            return job, int(match.group(2)), result
+        slot = job.current.index
+        if in_slot(guests, slot, job.name) is None:
+            raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (job.name, slot, step))
+        # free takes a plain decimal index: v3_free parses loosely (leading 0 = octal, junk = VM 0; gotcha 8).
+        args = [str(slot)] if step == 'free' else [self.device(slot)]
+        return job, slot, self.tools.run(STEP_TOOLS[step], args)
+
+    @staticmethod
+    def _verified(step, name, slot, guests):
+        """(whether /proc shows the step took effect, the VM's entry now)."""
         if step == 'free':
-            return self.free(name, entry)
-        return self.transition(step, name, entry)
+            return not any(e.index == slot and e.name == name for e in guests), None
+        now = in_slot(guests, slot, name)
+        return now is not None and now.state == STEP_RESULT[step], now
 
-    def create(self, name, args, cwd):
-        result = self.tools.run('v3_create', args, cwd=cwd)
-        if result.rc in SIGSEGV_CODES:
-            raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
-                             'could not be read.' % name, result)
-        match = CREATED_RE.search(result.stdout)
-        if result.rc != 0 or not match:
-            raise tool_error('The kernel refused to create VM %r (v3_create: "%s").'
-                             % (name, (result.stdout.strip().splitlines() or ['no output'])[-1]), result,
-                             hint=KERNEL_LOG_HINT)
-        slot = int(match.group(2))
+    def _not_taken(self, step, name, slot, result, guests):
+        if step == 'free':
+            return tool_error('v3_free of VM %r (slot %d) did not take effect.' % (name, slot), result,
+                              observed=entry_dict(in_slot(guests, slot, name)), hint=KERNEL_LOG_HINT)
+        observed = in_slot(guests, slot, name)
+        if step == 'create':
+            return tool_error('v3_create reported VM %r at /dev/v3-vm%d but /proc does not show it there stopped.'
+                              % (name, slot), result, observed=entry_dict(observed))
+        return tool_error('%s of VM %r did not take effect: /proc shows %s, expected %s (%s exited %s; its '
+                          'exit code does not tell).'
+                          % (step, name, observed.state if observed else 'no VM', STEP_RESULT[step],
+                             STEP_TOOLS[step], result.rc), result, observed=entry_dict(observed),
+                          hint=KERNEL_LOG_HINT)
 
-        def created():
-            entry = self.current(slot, name)
-            return entry if entry is not None and entry.state == 'stopped' else None
 
-        entry = self._poll(created)
-        if entry is None:
-            raise tool_error('v3_create reported VM %r at /dev/v3-vm%d but /proc does not show it there stopped.'
-                             % (name, slot), result, observed=entry_dict(self.current(slot, name)))
-        # udev creates the node asynchronously (2.5): later steps open it.
-        if self._poll(lambda: True if os.path.exists(self.device(slot)) else None) is None:
-            raise tool_error('VM %r was created in slot %d but %s did not appear.' % (name, slot, self.device(slot)),
-                             result, observed=entry_dict(entry))
-        return entry
-
-    def transition(self, step, name, entry):
-        slot = entry.index
-        before = self.current(slot, name)
-        if before is None:
-            raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (name, slot, step))
-        result = self.tools.run(STEP_TOOLS[step], [self.device(slot)])
-        want = STEP_RESULT[step]
-
-        def reached():
-            now = self.current(slot, name)
-            return now if now is not None and now.state == want else None
-
-        after = self._poll(reached)
-        if after is None:
-            observed = self.current(slot, name)
-            raise tool_error('%s of VM %r did not take effect: /proc shows %s, expected %s (%s exited %s; its '
-                             'exit code does not tell).'
-                             % (step, name, observed.state if observed else 'no VM', want,
-                                STEP_TOOLS[step], result.rc), result, observed=entry_dict(observed),
-                             hint=KERNEL_LOG_HINT)
-        return after
-
-    def free(self, name, entry):
-        slot = entry.index
-        if self.current(slot, name) is None:
-            raise V3veeError('VM %r vanished from /dev/v3-vm%d before free.' % (name, slot))
-        # A plain decimal index: v3_free parses loosely (leading 0 = octal, junk = VM 0; gotcha 8).
-        result = self.tools.run('v3_free', [str(slot)])
-
-        def gone():
-            for now in self.reader.guests():
-                if now.index == slot and now.name == name:
-                    return None
-            return True
-
-        if self._poll(gone) is None:
-            raise tool_error('v3_free of VM %r (slot %d) did not take effect.' % (name, slot), result,
-                             observed=entry_dict(self.current(slot, name)), hint=KERNEL_LOG_HINT)
-        return None
+def in_slot(guests, slot, name):
+    """The entry at slot in a /proc read, refusing a slot that now holds another VM (slots are
+    reused, gotcha 10)."""
+    for entry in guests:
+        if entry.index == slot:
+            if entry.name != name:
+                raise V3veeError('/dev/v3-vm%d now holds VM %r, not %r (slots are reused after a free). '
+                                 'Refusing to act on it; run v3vee.palacios.v3vee_inventory with '
+                                 'reconcile: true.' % (slot, entry.name, name), observed=entry_dict(entry))
+            return entry
+    return None

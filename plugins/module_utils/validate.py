@@ -15,7 +15,6 @@ __metaclass__ = type
 import os
 import struct
 import unicodedata
-import xml.etree.ElementTree as ET
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import NAME_MAX_BYTES
@@ -96,6 +95,8 @@ def check_xml(text, source, base_dir=None, options=None, relative_files=True):
     will run (None: the files are packed already, as in an image). relative_files=False refuses
     relative <file filename>s (inline XML, whose directory the user does not choose). Returns a VmShape.
     """
+    # Imported here: only a run that validates an XML pays for the XML parser (module start-up cost).
+    import xml.etree.ElementTree as ET
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:

@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, v3vee.palacios maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Converging one VM: observe -> plan -> execute -> verify -> record.
+"""Converging VMs: observe -> plan -> execute -> verify -> record.
 
-Used by v3vee_vm for one VM and by v3vee_inventory (recover) for every recorded VM.
+One engine for v3vee_vm (one VM), v3vee_vms (a host's VM set) and v3vee_inventory recover
+(every recorded VM): Host.converge_all plans a batch from one /proc read and runs it in waves.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,8 +21,13 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
+from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
 
 STATE_NAMES = {'none': 'inactive', 'error': 'ERROR'}
+# Every plan's steps are a subsequence of this order (tests/unit check it against the planner), so
+# a batch runs one wave per step kind: teardown (continue -> stop -> free, 3.2) before build, so
+# every free gives its memory and slot back before any create needs them.
+WAVES = ('continue', 'stop', 'free', 'create', 'launch', 'pause')
 
 
 def record_state(planner_state):
@@ -39,24 +45,26 @@ def create_args(name, definition):
     return ['-b', definition['config'], name] + extra, os.path.dirname(definition['config'])
 
 
-def vm_view(name, record, entry):
-    """What modules return for a VM: inventory record + live kernel data."""
-    view = {
-        'name': name,
-        'in_inventory': record is not None,
-        'state': entry.state if entry is not None else ('inactive' if record is not None else 'absent'),
-        'slot': entry.index if entry is not None else None,
-        'device': entry.device if entry is not None else None,
-        'vcores': entry.vcores if entry is not None else None,
-        'mem_bytes': entry.mem_bytes if entry is not None else None,
-        'type': entry.vm_type if entry is not None else None,
-        'image': None, 'config': None, 'config_options': {}, 'desired_state': None,
-        'created_at': None, 'updated_at': None,
-    }
-    if record is not None:
-        for key in ('image', 'config', 'config_options', 'desired_state', 'created_at', 'updated_at'):
-            view[key] = record.get(key)
-    return view
+class VmJob(object):
+    """One VM of a batch: what is asked, what was observed and planned, and how far it got."""
+
+    def __init__(self, name, desired, definition=None, shape=None, force=False, recreate=False, unlisted=False):
+        self.name = name
+        self.desired = desired
+        self.definition = definition
+        self.shape = shape
+        self.force = force
+        self.recreate = recreate
+        self.unlisted = unlisted       # not named by the caller: taken to absent by exclusive
+        self.located = False           # entry given by the caller, not found by name
+        self.record = self.entry = self.plan = self.before = self.current = self.after = None
+        self.error = None
+        self.result = None
+        self.ran = []                  # the steps a wave ran (or tried) for it
+
+    @property
+    def create_args(self):
+        return create_args(self.name, self.plan.definition)
 
 
 class Host(object):
@@ -156,52 +164,153 @@ class Host(object):
     # -- converge ----------------------------------------------------------------------------
     def converge(self, store, name, desired, definition=None, force=False, recreate=False, shape=None):
         """Bring `name` to `desired`; returns a result dict. Raises V3veeError after recording the truth."""
+        job = self.converge_all(store, [VmJob(name, desired, definition, shape, force, recreate)])[0]
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def converge_all(self, store, jobs, exclusive=False, force_unlisted=False):
+        """Bring every job's VM to its desired state: one /proc observation plans them all, then
+        waves run each step for every VM at once (see WAVES), each wave verified by shared /proc
+        reads. A VM that fails keeps its error in job.error and the others go on.
+
+        exclusive: every VM in the kernel or the inventory that no job names is taken to absent;
+        running or paused ones only with force_unlisted, else nothing is done. Returns the jobs,
+        unlisted ones appended, each with .result (or .error).
+        """
         snap = self.snapshot(memory=True)
-        before_record = store.get(name)
-        entry = self.locate(name, before_record, snap)
-        if entry is not None and entry.state is None:
-            # The 2012 module printed only "name<TAB>device": no state to plan from.
-            raise V3veeError('%s/v3-guests has the old 2-field format (no VM states), so the state of %r cannot be '
-                             'observed; lifecycle changes need a Palacios module with the 7-field format.'
-                             % (self.settings.proc_dir, name), observed=entry_dict(entry))
-        observed = kernel_state(entry.state) if entry is not None else 'none'
-        plan = plan_vm(name, observed, before_record, definition, desired, force=force, recreate=recreate)
-        if 'create' in plan.steps and shape is None:
-            shape = check_definition(**plan.definition)  # a recorded definition: re-check its files
-        self.preflight(name, plan, snap, entry, shape)
-        before = vm_view(name, before_record, entry)
-
+        records = dict((r['name'], r) for r in store.all())
+        for job in jobs:
+            self._plan(job, records.get(job.name), snap)
+        if exclusive:
+            jobs = jobs + self._unlisted(jobs, records, snap, force_unlisted)
+        predicted = self._fit(jobs, snap)
         if self.check_mode:
-            after_entry = self.predict(name, plan, snap, entry, shape)
-            if plan.steps:
-                if entry is not None:
-                    self.predicted[entry.index] = None
-                if after_entry is not None:
-                    self.predicted[after_entry.index] = after_entry
-            after_record = self._record(name, plan, before_record, after_entry)
-            return self._result(name, plan, before, before_record, after_record, after_entry)
+            self.predicted.update(predicted)
+        else:
+            guests = None
+            for step in WAVES:
+                wave = [job for job in jobs if job.error is None and step in job.plan.steps]
+                if wave:
+                    for job in wave:
+                        job.ran.append(step)
+                    guests = self.executor.run_wave(step, wave, guests)
+        self._finish(store, jobs)
+        return jobs
 
-        current = entry
+    def _plan(self, job, record, snap):
+        """Observe and plan one job from the shared snapshot; a V3veeError becomes job.error."""
+        job.record = record
         try:
-            for step in plan.steps:
-                args = create_args(name, plan.definition) if step == 'create' else None
-                current = self.executor.run_step(step, name, current, args)
-        except V3veeError:
-            self.record_truth(store, name, plan, before_record)
-            raise
-        after_record = self._record(name, plan, before_record, current)
-        return self._result(name, plan, before, before_record, after_record, current, store)
+            if not job.located:
+                job.entry = self.locate(job.name, record, snap)
+            if job.entry is not None and job.entry.state is None:
+                # The 2012 module printed only "name<TAB>device": no state to plan from.
+                raise V3veeError('%s/v3-guests has the old 2-field format (no VM states), so the state of %r '
+                                 'cannot be observed; lifecycle changes need a Palacios module with the '
+                                 '7-field format.' % (self.settings.proc_dir, job.name),
+                                 observed=entry_dict(job.entry))
+            observed = kernel_state(job.entry.state) if job.entry is not None else 'none'
+            job.plan = plan_vm(job.name, observed, record, job.definition, job.desired, force=job.force,
+                               recreate=job.recreate)
+            if 'create' in job.plan.steps and job.shape is None:
+                job.shape = check_definition(**job.plan.definition)  # a recorded definition: re-check its files
+        except V3veeError as err:
+            job.error = err
+        job.before = vm_view(job.name, record, job.entry)
+        job.current = job.after = job.entry
 
-    def record_truth(self, store, name, plan, before_record):
+    def _unlisted(self, jobs, records, snap, force):
+        """Jobs taking every VM no job names to absent (exclusive): recorded ones, then kernel VMs
+        no record or job claims. Refuses, naming them, when any runs or is paused and not force."""
+        listed = set(job.name for job in jobs)
+        extra = [VmJob(name, 'absent', force=force, unlisted=True) for name in sorted(records) if name not in listed]
+        for job in extra:
+            self._plan(job, records[job.name], snap)
+        known = jobs + extra
+        claimed = set(job.entry.index for job in known if job.entry is not None)
+        # A name whose kernel VMs could not be told apart (duplicates) is reported, not guessed at.
+        unresolved = set(job.name for job in known if job.error is not None)
+        for entry in snap.guests:
+            if entry.index not in claimed and entry.name not in unresolved:
+                job = VmJob(entry.name, 'absent', force=force, unlisted=True)
+                job.located, job.entry = True, entry
+                self._plan(job, None, snap)
+                extra.append(job)
+        live = [job for job in extra if job.entry is not None and not force
+                and kernel_state(job.entry.state) in ('running', 'paused')]
+        if live:
+            raise V3veeError('exclusive: %s %s not in vms and %s; taking %s to absent would stop the guest. Set '
+                             'force: true, or list %s in vms. Nothing was done.'
+                             % (', '.join('%r (%s, %s)' % (j.name, j.entry.device, j.entry.state) for j in live),
+                                'is' if len(live) == 1 else 'are', 'running or paused',
+                                'it' if len(live) == 1 else 'them', 'it' if len(live) == 1 else 'them'))
+        return extra
+
+    def _fit(self, jobs, snap):
+        """Preflight every planned job against the kernel as the batch leaves it, in wave order:
+        every free first (memory and slots come back), then each create in job order, taking the
+        lowest free slot as the kernel will. Sets job.after (the predicted entry) or job.error.
+        Returns the predicted kernel changes (slot -> entry, None: freed)."""
+        while True:
+            live = [job for job in jobs if job.error is None and job.plan.steps]
+            predicted = dict((job.entry.index, None) for job in live if 'free' in job.plan.steps)
+            retry = False
+            for job in live:
+                create = 'create' in job.plan.steps
+                view = with_predictions(snap, predicted) if create else snap
+                # The VM's own free is already in `view`: it gives back nothing more.
+                entry = None if create else job.entry
+                try:
+                    self.preflight(job.name, job.plan, view, entry, job.shape)
+                except V3veeError as err:
+                    job.error = err
+                    # The failed job does nothing, its free included, which this pass counted: plan again.
+                    retry = retry or 'free' in job.plan.steps
+                    continue
+                job.after = self.predict(job.name, job.plan, view, entry, job.shape)
+                if job.after is not None:
+                    predicted[job.after.index] = job.after
+            if not retry:
+                return predicted
+
+    def _finish(self, store, jobs):
+        """Results and records: a job that failed after a tool ran records what /proc shows now
+        (one read for all of them); one that failed before records nothing, as nothing changed."""
+        truth = None
+        for job in jobs:
+            if job.error is None:
+                after_entry = job.after if self.check_mode else job.current
+                after_record = self._record(job.name, job.plan, job.record, after_entry)
+                job.current = after_entry
+                job.result = self._result(job.name, job.plan, job.before, job.record, after_record, after_entry,
+                                          None if self.check_mode else store)
+                continue
+            after_record, after_entry = job.record, job.entry
+            if job.ran:
+                if truth is None:
+                    truth = self.reader.snapshot()
+                after_record, after_entry = self.record_truth(store, job.name, job.plan, job.record, truth)
+            job.current = after_entry
+            job.result = {
+                'changed': bool(job.ran) or content(job.record) != content(after_record),
+                'vm': vm_view(job.name, after_record, after_entry),
+                'steps': list(job.ran),
+                'diff': {'before': job.before, 'after': vm_view(job.name, after_record, after_entry)},
+            }
+
+    def record_truth(self, store, name, plan, before_record, snap):
         """After a failed step: record what /proc shows now, so a VM this run created never becomes
-        "not in inventory" and a record is never lost or left claiming a state that is gone."""
+        "not in inventory" and a record is never lost or left claiming a state that is gone.
+        Returns (record, kernel entry) as they now are."""
         definition = plan.definition or definition_of(before_record)
-        truth = self.locate(name, before_record, self.reader.snapshot())
+        truth = self.locate(name, before_record, snap)
         if definition is None or (truth is None and before_record is None):
-            return
+            return before_record, truth
         desired_state = plan.desired_state or before_record['desired_state']
-        store.put(new_record(name, definition, *_link(truth), desired_state=desired_state,
-                             previous=before_record))
+        record = new_record(name, definition, *_link(truth), desired_state=desired_state, previous=before_record)
+        store.put(record)
+        return record, truth
 
     def _record(self, name, plan, before_record, entry):
         if plan.definition is None:
@@ -223,6 +332,37 @@ class Host(object):
             'steps': list(plan.steps),
             'diff': {'before': before, 'after': after},
         }
+
+
+def batch_result(jobs):
+    """The result of a converge_all run as v3vee_vms returns it: per VM what v3vee_vm returns
+    (plus its error), counts, and a failure listing every VM that failed."""
+    items, errors = [], []
+    steps, states = {}, {}
+    diff = {'before': {}, 'after': {}}
+    for job in jobs:
+        result = job.result
+        item = {'name': job.name, 'changed': result['changed'], 'steps': result['steps'], 'vm': result['vm'],
+                'unlisted': job.unlisted, 'error': str(job.error) if job.error is not None else None}
+        items.append(item)
+        if job.error is not None:
+            errors.append({'name': job.name, 'msg': str(job.error)})
+        for step in result['steps']:
+            steps[step] = steps.get(step, 0) + 1
+        states[result['vm']['state']] = states.get(result['vm']['state'], 0) + 1
+        diff['before'][job.name] = result['diff']['before']
+        diff['after'][job.name] = result['diff']['after']
+    out = {
+        'changed': any(item['changed'] for item in items),
+        'vms': items,
+        'summary': {'vms': len(items), 'changed': sum(1 for item in items if item['changed']),
+                    'failed': len(errors), 'steps': steps, 'states': states},
+        'diff': diff,
+    }
+    if errors:
+        out.update(failed=True, errors=errors, msg='%d of %d VM(s) failed: %s' % (
+            len(errors), len(items), '; '.join('%s: %s' % (e['name'], e['msg']) for e in errors)))
+    return out
 
 
 def with_predictions(snap, predicted):

@@ -323,26 +323,14 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
-from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import (
-    GuestConfigs, checked_definition, converge_with_config)
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs, converge_with_config
 from ansible_collections.v3vee.palacios.plugins.module_utils.module import misplaced_message, misplaced_options, run_module
-from ansible_collections.v3vee.palacios.plugins.module_utils.planner import DESIRED_STATES
-from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
+from ansible_collections.v3vee.palacios.plugins.module_utils.vmspec import ITEM_RELATIONS, item_definition, vm_item_spec
 
 
 def vm_argument_spec():
-    return argument_spec(
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=list(DESIRED_STATES)),
-        image=dict(type='path'),
-        config=dict(type='path'),
-        config_xml=dict(type='str'),
-        config_options=dict(type='dict'),
-        recreate=dict(type='bool', default=False),
-        force=dict(type='bool', default=False),
-        wait=dict(type='bool', default=True),
-        timeout=dict(type='int', default=60),
-    )
+    return argument_spec(wait=dict(type='bool', default=True), timeout=dict(type='int', default=60),
+                         **vm_item_spec())
 
 
 def main():
@@ -351,18 +339,13 @@ def main():
     misplaced = misplaced_options(spec)
     module = AnsibleModule(
         argument_spec=dict(spec, **dict((key, dict(type='raw')) for key in misplaced)),
-        mutually_exclusive=[('image', 'config', 'config_xml')],
-        supports_check_mode=True,
-    )
+        supports_check_mode=True, **ITEM_RELATIONS)
     if misplaced:
         module.fail_json(msg=misplaced_message('v3vee.palacios.v3vee_vm', misplaced))
     params = module.params
     # Bad input fails here, before the lock is taken, any file is written or any tool runs.
     try:
-        validate_name(params['name'])
-        definition, shape, inline = checked_definition(
-            params['name'], Settings.resolve(params).inventory_path, image=params['image'], config=params['config'],
-            config_xml=params['config_xml'], config_options=params['config_options'])
+        definition, shape, inline = item_definition(params, Settings.resolve(params).inventory_path)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
 
