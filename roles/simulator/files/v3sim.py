@@ -2473,14 +2473,11 @@ def stream_exchange(sim, slot, name, disconnect=False):
     return data
 
 
-def stream_client(sim, slot, name):
+def stream_client(sim, slot, name, got):
     """v3_stream's loop: guest output to stdout, stdin to the guest.  Nothing is printed on
     connect or disconnect; it never exits by itself; at stdin EOF it spins (observed: 100%
     CPU); SIGINT -> stderr "Bye", exit 0; SIGTERM kills it (143)."""
     import select
-    got = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda num, _frame: got.append(num))
     eof, last_poll = False, 0.0
     while not got:
         now = time.time()
@@ -2511,6 +2508,9 @@ def tool_v3_stream(sim, tool, argv0, args):
         IO.err("usage: v3_stream [-i] <vm_device> <stream_name>\n")
         return 0
     dev, name = pos[0], pos[1]
+    got = []                                  # signals, noted from before the connect on
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda num, _frame: got.append(num))
     with sim.locked():
         target = sim.device(dev)
         rc = -1
@@ -2521,7 +2521,7 @@ def tool_v3_stream(sim, tool, argv0, args):
         # One message for every failure (observed); dmesg tells which.
         IO.err("Error opening VM device: %s\n" % dev)
         return 255
-    return stream_client(sim, target[1], name)
+    return stream_client(sim, target[1], name, got)
 
 
 CHKPT_OPTIONS = (" optionmask consists of the sum of any of the following\n"
