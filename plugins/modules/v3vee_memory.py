@@ -70,6 +70,9 @@ notes:
     RV(leaked_offline), a warning, and the error of the call that leaked) with the remedy; C(v3_mem -r offline)
     does not recover them.
   - Release memory before unloading the module; C(rmmod v3vee) does not online hot-removed memory.
+  - There is no reset option, and the collection never runs C(v3_mem_reset). On real Palacios it drops every pool
+    and loses memory hot-removed with C(v3_mem -a) (it stays offline; a later C(v3_mem -r offline) is rejected),
+    so only a reboot gets that memory back. Shrinking releases pools one by one instead.
 seealso:
   - module: v3vee.palacios.v3vee_vm
 '''

@@ -1435,7 +1435,7 @@ def spawn_reset_finisher(sim):
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         time.sleep(RESET_SECONDS)
-        while True:
+        while os.path.isdir(sim.state_dir):   # the host may be gone (a test's temp root)
             with sim.locked():                # finishes what is due (finish_resets)
                 if not any(vm["state"] == VM_RESETTING for vm in (sim.module or {}).get("vms", {}).values()):
                     sim.commit()
@@ -2563,6 +2563,17 @@ TOOL_FUNCS = {"v3_create": tool_v3_create, "v3_free": tool_v3_free, "v3_launch":
               "v3_receive": tool_chkpt, "v3_stream": tool_v3_stream}
 
 
+def log_tool(sim, tool, args):
+    """ROOT/tools.log: one JSON argv per tool run (simulator only), so tests can prove what the
+    collection ran -- e.g. never v3_mem_reset."""
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.join(sim.root, "tools.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, os.fsencode(json.dumps([tool] + [os.fsdecode(a) for a in args]) + "\n"))
+        finally:
+            os.close(fd)
+
+
 def run_tool(sim, tool, argv0, args):
     """One tool invocation: a hung host or injected crash/hang faults first, then the tool."""
     with sim.locked():
@@ -3017,6 +3028,7 @@ def main(argv=None):
     sim = Sim(os.path.abspath(root))
     try:
         if name in TOOLS:
+            log_tool(sim, name, argv[1:])
             code = run_tool(sim, name, argv0, argv[1:])
         elif name == CONTROL:
             code = control_main(sim, argv[1:])

@@ -2,75 +2,30 @@
 a v3_create without pool memory crashes the kernel and leaves a ghost ("broken") slot (interface
 spec, observed item 14). The collection must never cause that, and must cope when a person did.
 """
-import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from simhost import install_template, new_sim
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import facts
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory_run import InventoryRun
-from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, is_broken
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import is_broken
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     BROKEN_SLOT, INACTIVE_INVENTORY, classify)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
-from ansible_collections.v3vee.palacios.plugins.module_utils.vm import Host
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-V3SIM = os.path.join(REPO, 'roles', 'simulator', 'files', 'v3sim.py')
+
+
 MB = 1048576
-
-
-class Sim(object):
-    """A simulated host in `root` and the engine's settings for it."""
-
-    def __init__(self, root):
-        self.root = str(root)
-        self.settings = Settings(proc_dir=os.path.join(self.root, 'proc', 'v3vee'), dev_dir=os.path.join(self.root, 'dev'),
-                                 tools_dir=os.path.join(self.root, 'bin'), palacios_dir=self.root,
-                                 inventory_path=os.path.join(self.root, 'inventory.db'))
-
-    def tool(self, tool, *args):
-        env = dict(os.environ, PALACIOS_DIR=self.root,
-                   PATH=os.path.join(self.root, 'bin') + os.pathsep + os.environ.get('PATH', ''))
-        return subprocess.run([os.path.join(self.root, 'bin', tool)] + [str(a) for a in args], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-
-    def ok(self, tool, *args):
-        res = self.tool(tool, *args)
-        assert res.returncode == 0, (tool, args, res)
-        return res.stdout.decode()
-
-    def xml(self, name, mem_mb):
-        path = os.path.join(self.root, name + '.xml')
-        with open(path, 'w') as handle:
-            handle.write('<vm class="PC"><memory>%d</memory><cores count="1"><core/></cores></vm>' % mem_mb)
-        return path
-
-    def host(self, check_mode=False, timeout=30):
-        return Host(self.settings, subprocess_runner, check_mode=check_mode, timeout=timeout)
-
-    def guests(self):
-        return ProcReader(self.settings.proc_dir).guests()
 
 
 @pytest.fixture(scope='module')
 def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp('sim') / 'host'
-    subprocess.run([sys.executable, V3SIM, 'install', '--root', str(root), '--python', sys.executable],
-                   check=True, stdout=subprocess.DEVNULL)
-    return root
-
-
-def new_sim(template, path):
-    shutil.copytree(str(template), str(path), symlinks=True)
-    return Sim(path)
+    return install_template(tmp_path_factory)
 
 
 @pytest.fixture
