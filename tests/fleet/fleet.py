@@ -497,13 +497,6 @@ def is_gone(pid):
         return True
 
 
-def other_fleets():
-    """Network namespaces of fleet hosts that are up (any fleet name), after this one's are gone."""
-    names = run(["ip", "netns", "list"]).stdout.split()
-    return sorted(n for n in names if "-" + HOST_PREFIX in n
-                  and n.rsplit("-" + HOST_PREFIX, 1)[1].isdigit())
-
-
 def teardown(workdir):
     state = State.load(workdir)
     if state is None:
@@ -518,13 +511,7 @@ def teardown(workdir):
         if host.get("netns") and host["netns"] in run(["ip", "netns", "list"]).stdout.split():
             run(["ip", "netns", "del", host["netns"]])
         log("%s removed" % name)
-    others = other_fleets()
     for path in reversed(state.data["created_paths"]):
-        if others:
-            # Removing a directory that is a mount point in another mount namespace detaches
-            # that mount there (Linux >= 3.18): another fleet's hosts would lose /etc/v3vee.
-            log("left %s in place: other fleets are up (%s)" % (path, ", ".join(others)))
-            continue
         try:
             os.rmdir(path)
         except FileNotFoundError:
