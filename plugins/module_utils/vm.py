@@ -206,8 +206,14 @@ class Host(object):
             for step in plan.steps:
                 args = create_args(name, plan.definition) if step == 'create' else None
                 current = self.executor.run_step(step, name, current, args)
-        except V3veeError:
+        except V3veeError as err:
             self.record_truth(store, name, plan, before_record)
+            ghosts = [e for e in self.reader.snapshot().broken() if e.name == name]
+            if 'create' in plan.steps and ghosts:
+                # The pools emptied between the check and v3_create (someone else took the memory).
+                raise V3veeError('v3_create of %r crashed the kernel: %s (%s)' % (name, broken_message(ghosts[0]), err.msg),
+                                 tool=err.tool, argv=err.argv, rc=err.rc, stdout=err.stdout, stderr=err.stderr,
+                                 observed=entry_dict(ghosts[0]))
             raise
         after_record = self._record(name, plan, before_record, current)
         return self._result(name, plan, before, before_record, after_record, current, store)

@@ -206,3 +206,26 @@ def test_a_block_size_that_is_not_a_power_of_two_costs_a_whole_buddy_block_per_r
             host.converge(store, 'big', 'stopped', definition=definition(xml))
     assert host.tools.commands == []
     assert sim.tool('v3_create', '-b', xml, 'big').returncode == -signal.SIGKILL
+
+
+def test_memory_taken_between_the_check_and_v3_create_is_reported_as_the_crash_it_is(template, tmp_path):
+    """A race the check cannot close (someone else creates a VM in between): the engine says the
+    kernel crashed, shows the broken slot, and records nothing for the VM."""
+    sim = new_sim(template, tmp_path / 'host')
+    sim.ok('v3sim', 'load')
+    sim.ok('v3_mem', '-a', 128)
+    thief_xml, late_xml = sim.xml('thief', 128), sim.xml('late', 128)
+
+    def racing_runner(argv, cwd=None, env_update=None):
+        if argv[0].endswith('/v3_create'):
+            sim.ok('v3_create', '-b', thief_xml, 'thief')
+        return subprocess_runner(argv, cwd=cwd, env_update=env_update)
+    host = sim.host()
+    host.tools.runner = racing_runner
+    store = InventoryStore(sim.settings.inventory_path)
+    with pytest.raises(V3veeError, match=r"v3_create of 'late' crashed the kernel: Slot /dev/v3-vm1 .*only a reboot") as err:
+        with store.transaction():
+            host.converge(store, 'late', 'running', definition=definition(late_xml))
+    assert err.value.rc in (-9, 137)
+    assert [(e.name, e.state) for e in sim.guests()] == [('thief', 'stopped'), ('late', 'UNAVAILABLE')]
+    assert store.get('late') is None
