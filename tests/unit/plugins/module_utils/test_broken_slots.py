@@ -18,8 +18,6 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     BROKEN_SLOT, INACTIVE_INVENTORY, classify)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
 
-
-
 MB = 1048576
 
 
