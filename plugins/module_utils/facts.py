@@ -16,7 +16,8 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import is_managed
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
-    MAX_VMS, SEED_POOL_SIZE, ProcReader, Snapshot, blocks_needed, free_blocks, largest_free_block, vms_fitting)
+    BROKEN_REMEDY, MAX_VMS, SEED_POOL_SIZE, ProcReader, Snapshot, blocks_needed, broken_message, free_blocks,
+    is_broken, largest_free_block, vms_fitting)
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, classify
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Tools
 from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
@@ -97,6 +98,8 @@ def host_facts(snap):
         'max_vms': MAX_VMS,
         'vm_slots_used': used,
         'vm_slots_free': len(snap.free_slots()),
+        'broken_slots': [{'slot': e.index, 'name': e.name, 'device': e.device, 'remedy': BROKEN_REMEDY}
+                         for e in snap.broken()],
     }
 
 
@@ -189,6 +192,8 @@ def vm_fact(item, details):
         'recorded_slot': record.get('slot') if record else None,
         'recorded_device': record.get('device') if record else None,
         'drift': list(item['drift']),
+        'broken': entry is not None and is_broken(entry),
+        'remedy': BROKEN_REMEDY if entry is not None and is_broken(entry) else None,
     })
     if details is not None:
         detail = details.get(entry.index) if entry is not None else None
@@ -207,7 +212,8 @@ def _order(fact):
 
 def vm_facts(snap, records, details):
     vms = sorted((vm_fact(item, details) for item in classify(records, snap.guests)), key=_order)
-    names = [vm['name'] for vm in vms]
+    # A broken slot keeps the name of the create that crashed; it is not a second VM of that name.
+    names = [vm['name'] for vm in vms if not vm['broken']]
     duplicates = sorted(set(name for name in names if names.count(name) > 1))
     by_state = {}
     for vm in vms:
@@ -219,8 +225,9 @@ def vm_facts(snap, records, details):
         'by_category': dict((cat, sum(1 for vm in vms if vm['category'] == cat)) for cat in CATEGORIES),
         'by_state': by_state,
         'drifted': sum(1 for vm in vms if vm['drift']),
+        'broken': sum(1 for vm in vms if vm['broken']),
     }
-    by_name = dict((vm['name'], vm) for vm in vms if vm['name'] not in duplicates)
+    by_name = dict((vm['name'], vm) for vm in vms if vm['name'] not in duplicates and not vm['broken'])
     return vms, by_name, duplicates, counts
 
 
@@ -257,6 +264,8 @@ def gather(settings, runner, subsets=SUBSETS, vm_mem_mb=(128,), vm_details=False
         snap = _snapshot(reader, memory='memory' in subsets, details=vm_details and 'vms' in subsets,
                          problems=problems)
         facts['module_loaded'] = snap.loaded
+        for entry in snap.broken():
+            problems.append(broken_message(entry))
         if 'host' in subsets:
             facts['host'] = host_facts(snap)
         if 'memory' in subsets:

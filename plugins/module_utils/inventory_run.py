@@ -19,6 +19,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import CONTENT_FIELDS, FIELDS
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import BROKEN_REMEDY, broken_message, is_broken
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, NOT_IN_INVENTORY, classify
 from ansible_collections.v3vee.palacios.plugins.module_utils.recover import SKIP, plan_recover
 from ansible_collections.v3vee.palacios.plugins.module_utils.records import (
@@ -105,7 +106,7 @@ class InventoryRun(object):
         if params['adopt']:
             self.result['adopt'] = plan_adopt(params['adopt'], self.staged, guests)
             for item in self.result['adopt']:
-                if item['result'] in ('not_in_kernel', 'duplicate_names'):
+                if item['result'] in ('not_in_kernel', 'duplicate_names', 'broken_slot'):
                     devices = ' (%s)' % ', '.join(item['devices']) if item['devices'] else ''
                     self.warn('adopt %r: %s%s; not adopted.' % (item['name'], item['result'].replace('_', ' '), devices))
         if params['reconcile']:
@@ -125,6 +126,9 @@ class InventoryRun(object):
         removed = configs.prune(set(r.get('config') for r in before), set(r.get('config') for r in after))
         self.result['guest_configs'] = {'written': written, 'removed': removed}
         classified = classify(after, self.host.snapshot().guests)
+        broken = [i['entry'] for i in classified if i['entry'] is not None and is_broken(i['entry'])]
+        for entry in broken:
+            self.warn(broken_message(entry))
         export_changed = False
         if params['gui_export']:
             export_changed = self.gui_export(params['gui_export'], classified)
@@ -134,7 +138,10 @@ class InventoryRun(object):
             records=record_views(classified),
             summary=summarize(classified),
             not_in_inventory=[{'name': i['entry'].name, 'slot': i['entry'].index, 'device': i['entry'].device,
-                               'state': i['entry'].state} for i in classified if i['category'] == NOT_IN_INVENTORY],
+                               'state': i['entry'].state, 'broken': is_broken(i['entry'])}
+                              for i in classified if i['category'] == NOT_IN_INVENTORY],
+            broken_slots=[{'slot': e.index, 'name': e.name, 'device': e.device, 'remedy': BROKEN_REMEDY}
+                          for e in broken],
         )
         diff = [{'before_header': 'inventory %s' % self.store_path, 'after_header': 'inventory %s' % self.store_path,
                  'before': _contents(before), 'after': _contents(after)}]

@@ -19,6 +19,12 @@ MAX_VMS = 32            # linux_module/palacios.h MAX_VMS: slots 0..31
 NAME_MAX_BYTES = 127    # v3_create strncpy(name, argv, 127) into a 128-byte field
 SEED_POOL_SIZE = 4194304  # the pool buddy_init allocates per node at insmod (order 22)
 UNAVAILABLE = '<unable to get data for this VM>'
+# The state parse_guests gives a line with UNAVAILABLE: on real Palacios that is the ghost a
+# v3_create left when it crashed the kernel for want of pool memory (observed item 14).
+BROKEN = 'UNAVAILABLE'
+BROKEN_REMEDY = ('v3_free cannot remove it and the collection never acts on it; only a reboot of the '
+                 'host clears it. It came from a v3_create without enough pool memory, which crashes '
+                 'the kernel: reserve memory first (v3vee.palacios.v3vee_memory).')
 
 # States as /proc/v3vee/v3-guests prints them (vmm_types.h v3_vm_state + "UNKNOWN" for resetting).
 STABLE_STATES = ('stopped', 'running', 'paused', 'ERROR')
@@ -63,7 +69,7 @@ def parse_guests(text):
                 entry = VmEntry(_slot_of(device), name, device, state, _count(vcores, 'vcores'),
                                 _count(regions, 'regions'), _count(mem, 'mem'), vm_type)
             elif len(fields) == 3 and fields[2] == UNAVAILABLE:
-                entry = VmEntry(_slot_of(fields[1]), fields[0], fields[1], 'UNAVAILABLE',
+                entry = VmEntry(_slot_of(fields[1]), fields[0], fields[1], BROKEN,
                                 None, None, None, None)
             elif len(fields) == 2:
                 entry = VmEntry(_slot_of(fields[1]), fields[0], fields[1], None, None, None, None, None)
@@ -74,6 +80,16 @@ def parse_guests(text):
                              % (number, line))
         entries.append(entry)
     return sorted(entries, key=lambda e: e.index)
+
+
+def is_broken(entry):
+    """A ghost slot: used (lowest-free-slot allocation skips it), never a VM to act on."""
+    return entry.state == BROKEN
+
+
+def broken_message(entry):
+    return ('Slot %s holds a broken VM named %r (v3-guests: %s). %s'
+            % (entry.device, entry.name, UNAVAILABLE, BROKEN_REMEDY))
 
 
 _VCORE_RE = re.compile(r'^\s+vcore (\d+) (\S+) on pcore (\d+) (\d+) exits rip=(\S+) (.*)$')
@@ -173,17 +189,29 @@ def parse_mem(text):
     return zone
 
 
-def free_blocks(zones, block_size):
-    """How many whole run-time blocks the pools can still give to guests.
+def allocation_size(block_size):
+    """Bytes one guest memory region really takes from a pool: the buddy allocator hands out
+    power-of-two blocks (get_order rounds the run-time block size up), so a 3 MB block size
+    costs 4 MB per region."""
+    size = 4096
+    while size < block_size:
+        size <<= 1
+    return size
 
-    Guest RAM is allocated in base regions of exactly the run-time block size from any pool
-    (the 4 MB seed pool included: it can only help when the block size is 2 MB or less), and
-    every pool is a power-of-two buddy zone, so equal-sized allocations never fragment: a pool
-    gives free // block_size regions.
+
+def free_blocks(zones, block_size):
+    """How many guest memory regions (of the run-time block size) the pools can still give.
+
+    Guest RAM is allocated in base regions of the run-time block size, each one buddy block of
+    allocation_size(block_size), from any pool of any node (mm.c falls back to every node; the 4 MB
+    seed pool included: it can only help when the block size is 2 MB or less), and every pool is
+    a power-of-two buddy zone, so equal-sized allocations never fragment: a pool gives
+    free // allocation_size regions. v3_create past this count crashes the kernel (observed 14).
     """
     if not block_size:
         return 0
-    return sum(p.free // block_size for zone in zones.values() for p in zone['pools'])
+    unit = allocation_size(block_size)
+    return sum(p.free // unit for zone in zones.values() for p in zone['pools'])
 
 
 def blocks_needed(mem_bytes, block_size):
@@ -227,7 +255,11 @@ class Snapshot(object):
     def by_name(self, name):
         return [entry for entry in self.guests if entry.name == name]
 
+    def broken(self):
+        return [entry for entry in self.guests if is_broken(entry)]
+
     def free_slots(self):
+        # Broken slots count as used: the kernel never hands them out again before a reboot.
         used = set(entry.index for entry in self.guests)
         return [i for i in range(MAX_VMS) if i not in used]
 

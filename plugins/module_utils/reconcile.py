@@ -6,11 +6,14 @@
 The GUI (interface spec 6.3) called a record active when a /proc line had the same name AND
 device, and matched only 2-field lines (so with the 7-field format nothing was ever active).
 Here a record matches the VM in its recorded slot if the name agrees; else a VM with that
-name if there is exactly one (the record is relinked); duplicates are never guessed.
+name if there is exactly one (the record is relinked); duplicates are never guessed. A broken
+(ghost) slot, left by a v3_create that crashed the kernel, never matches a record.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
+
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import is_broken
 
 ACTIVE_INVENTORY = 'active_inventory'
 INACTIVE_INVENTORY = 'inactive_inventory'
@@ -24,17 +27,25 @@ RELINKED = 'relinked'                # found under its name in another slot
 DUPLICATE_NAMES = 'duplicate_names'  # several kernel VMs carry the name; none could be chosen
 STATE_CHANGED = 'state_changed'      # recorded observed_state differs from the kernel
 NOT_DESIRED = 'not_desired_state'    # kernel state differs from the recorded desired state
+BROKEN_SLOT = 'broken_slot'          # recorded slot, or a kernel line with this name, is a ghost slot
 
 
 def match_record(name, slot, guests):
-    """Return (entry or None, drift codes, kernel entries with this name)."""
+    """Return (entry or None, drift codes, kernel entries with this name). Broken slots are
+    never returned: they are reported as BROKEN_SLOT drift (instead of SLOT_REUSED/SLOT_GONE
+    when the recorded slot is one)."""
     drift = []
+    broken = [e for e in guests if is_broken(e)]
+    if any(e.index == slot or e.name == name for e in broken):
+        drift.append(BROKEN_SLOT)
+    guests = [e for e in guests if not is_broken(e)]
     same_name = [e for e in guests if e.name == name]
     if slot is not None:
         in_slot = [e for e in guests if e.index == slot]
         if in_slot and in_slot[0].name == name:
             return in_slot[0], drift, same_name
-        drift.append(SLOT_REUSED if in_slot else SLOT_GONE)
+        if not any(e.index == slot for e in broken):
+            drift.append(SLOT_REUSED if in_slot else SLOT_GONE)
     if len(same_name) > 1:
         drift.append(DUPLICATE_NAMES)
         return None, drift, same_name
@@ -59,6 +70,7 @@ def classify(records, guests):
     """Every VM known to the kernel or the inventory, once, with its category.
 
     Returns a list of dicts: name, category, record (or None), entry (or None), drift (codes).
+    A broken slot is listed as not_in_inventory with the drift BROKEN_SLOT.
     """
     out = []
     claimed = set()
@@ -71,6 +83,6 @@ def classify(records, guests):
                     'category': ACTIVE_INVENTORY if entry is not None else INACTIVE_INVENTORY})
     for entry in guests:
         if entry.index not in claimed:
-            out.append({'name': entry.name, 'record': None, 'entry': entry, 'drift': [],
-                        'category': NOT_IN_INVENTORY})
+            out.append({'name': entry.name, 'record': None, 'entry': entry,
+                        'drift': [BROKEN_SLOT] if is_broken(entry) else [], 'category': NOT_IN_INVENTORY})
     return out

@@ -18,6 +18,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.guifile import desired_state, gui_state, slot_of
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import content, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of, kernel_state, plan_vm
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import is_broken
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import classify, match_record
 
 IMPORT_POLICIES = ('keep', 'replace', 'fail')
@@ -131,10 +132,12 @@ def plan_adopt(items, store, guests):
     results = []
     for item in items:
         name = item['name']
-        same = [e for e in guests if e.name == name]
+        same = [e for e in guests if e.name == name and not is_broken(e)]
         result = {'name': name, 'devices': [e.device for e in same]}
         if store.get(name) is not None:
             result['result'] = 'in_inventory'
+        elif not same and any(e.name == name for e in guests):
+            result['result'] = 'broken_slot'          # a ghost slot is never adopted (nothing to manage)
         elif not same:
             result['result'] = 'not_in_kernel'
         elif len(same) > 1:

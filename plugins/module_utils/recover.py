@@ -15,12 +15,13 @@ __metaclass__ = type
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import KERNEL_DESIRED, kernel_state, plan_vm
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import broken_message, is_broken
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import DUPLICATE_NAMES, match_record
 
 CONVERGE = 'converge'   # steps to run
 IN_STATE = 'in_state'   # already in its desired state
 SKIP = 'skip'           # desired state inactive (or none): recovery does not touch it
-ERROR = 'error'         # cannot be planned (duplicate names, transitional state)
+ERROR = 'error'         # cannot be planned (duplicate names, transitional state, broken slot)
 
 
 def recovery_order(records, slots=None):
@@ -44,12 +45,20 @@ def plan_recover(records, guests, slots=None):
         name = record['name']
         desired = record.get('desired_state')
         entry, drift, same = match_record(name, record.get('slot'), guests)
+        ghosts = [e for e in guests if is_broken(e) and e.name == name]
         observed = kernel_state(entry.state) if entry is not None else 'none'
         item = {'name': name, 'desired_state': desired, 'observed': observed, 'steps': [], 'reason': None,
                 'device': entry.device if entry is not None else None}
         if desired not in KERNEL_DESIRED:
             item['action'] = SKIP
             item['reason'] = 'desired state is %s: recover never frees or stops a VM for it' % desired
+        elif ghosts:
+            item['action'] = ERROR
+            item['reason'] = broken_message(ghosts[0])
+        elif observed is None:
+            item['action'] = ERROR
+            item['reason'] = 'the kernel shows %s at %s, a transitional state (UNKNOWN while v3_reset runs)' % (
+                entry.state, entry.device)
         elif DUPLICATE_NAMES in drift:
             item['action'] = ERROR
             item['reason'] = 'the kernel has %d VMs named %r (%s); none is guessed' % (

@@ -16,9 +16,10 @@ import time
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import content, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_TOOLS, definition_of, kernel_state, plan_vm
-from ansible_collections.v3vee.palacios.plugins.module_utils.proc import ProcReader, Snapshot, VmEntry, blocks_needed
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
+    ProcReader, Snapshot, VmEntry, allocation_size, blocks_needed, broken_message, is_broken)
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
-    DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
+    BROKEN_SLOT, DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
@@ -84,11 +85,12 @@ class Host(object):
 
     # -- observe ---------------------------------------------------------------------------
     def snapshot(self, memory=False):
-        """Read /proc once; wait (bounded) while a VM is in a transitional state (UNKNOWN while resetting)."""
+        """Read /proc once; wait (bounded) while a VM is in a transitional state (UNKNOWN while resetting).
+        A broken slot is not transitional: it stays until a reboot."""
         deadline = time.time() + self.executor.timeout
         while True:
             snap = self.reader.snapshot(memory=memory)
-            if all(kernel_state(e.state) is not None or e.state is None for e in snap.guests) \
+            if all(kernel_state(e.state) is not None or e.state is None or is_broken(e) for e in snap.guests) \
                     or time.time() >= deadline:
                 return with_predictions(snap, self.predicted)
             time.sleep(self.executor.poll)
@@ -112,7 +114,24 @@ class Host(object):
                              observed=[entry_dict(e) for e in same_name])
         if RELINKED in drift:
             self.warnings.append('VM %r found at %s; the record is relinked to it.' % (name, entry.device))
+        recorded = snap.by_slot(slot) if slot is not None else None
+        if BROKEN_SLOT in drift and recorded is not None and is_broken(recorded):
+            self.warnings.append('Inventory says %r is /dev/v3-vm%d; the record is made inactive. %s'
+                                 % (name, slot, broken_message(recorded)))
         return entry
+
+    def refuse_unplannable(self, name, snap, entry):
+        """Nothing is planned from a broken slot carrying this name (it cannot be freed, only a
+        reboot clears it) or from a state still transitional after snapshot()'s wait."""
+        for ghost in snap.broken():
+            if ghost.name == name:
+                raise V3veeError('VM %r cannot be managed now; nothing was run. %s' % (name, broken_message(ghost)),
+                                 observed=entry_dict(ghost))
+        if entry is not None and entry.state is not None and kernel_state(entry.state) is None:
+            raise V3veeError('VM %r is still %s in %s/v3-guests after waiting %ss (Palacios shows UNKNOWN while '
+                             'v3_reset runs); nothing was run. Try again when it settles, or raise timeout.'
+                             % (name, entry.state, self.settings.proc_dir, self.executor.timeout),
+                             observed=entry_dict(entry))
 
     # -- preflight ---------------------------------------------------------------------------
     def preflight(self, name, plan, snap, entry, shape):
@@ -210,6 +229,7 @@ class Host(object):
                                  'cannot be observed; lifecycle changes need a Palacios module with the '
                                  '7-field format.' % (self.settings.proc_dir, job.name),
                                  observed=entry_dict(job.entry))
+            self.refuse_unplannable(job.name, snap, job.entry)
             observed = kernel_state(job.entry.state) if job.entry is not None else 'none'
             job.plan = plan_vm(job.name, observed, record, job.definition, job.desired, force=job.force,
                                recreate=job.recreate)
@@ -232,6 +252,10 @@ class Host(object):
         # A name whose kernel VMs could not be told apart (duplicates) is reported, not guessed at.
         unresolved = set(job.name for job in known if job.error is not None)
         for entry in snap.guests:
+            if is_broken(entry):
+                # Nothing can free it (item 14); facts and the inventory report it with the remedy.
+                self.warnings.append('exclusive: %s' % broken_message(entry))
+                continue
             if entry.index not in claimed and entry.name not in unresolved:
                 job = VmJob(entry.name, 'absent', force=force, unlisted=True)
                 job.located, job.entry = True, entry
@@ -291,6 +315,14 @@ class Host(object):
                 if truth is None:
                     truth = self.reader.snapshot()
                 after_record, after_entry = self.record_truth(store, job.name, job.plan, job.record, truth)
+                ghosts = [e for e in truth.broken() if e.name == job.name]
+                if 'create' in job.ran and ghosts:
+                    # The pools emptied between the check and v3_create (someone else took the memory).
+                    err = job.error
+                    job.error = V3veeError('v3_create of %r crashed the kernel: %s (%s)'
+                                           % (job.name, broken_message(ghosts[0]), err.msg), tool=err.tool,
+                                           argv=err.argv, rc=err.rc, stdout=err.stdout, stderr=err.stderr,
+                                           observed=entry_dict(ghosts[0]))
             job.current = after_entry
             job.result = {
                 'changed': bool(job.ran) or content(job.record) != content(after_record),
@@ -372,6 +404,7 @@ def with_predictions(snap, predicted):
         return snap
     guests = dict((e.index, e) for e in snap.guests)
     block = snap.block_size
+    unit = allocation_size(block) if block else None
     pools = dict((node, list(zone['pools'])) for node, zone in snap.zones.items())
 
     def move(mem_bytes, sign):
@@ -380,9 +413,9 @@ def with_predictions(snap, predicted):
             return
         for node in sorted(pools):
             for i, pool in enumerate(pools[node]):
-                room = (pool.free if sign < 0 else pool.size - pool.free) // block
+                room = (pool.free if sign < 0 else pool.size - pool.free) // unit
                 take = min(room, left)
-                pools[node][i] = pool._replace(free=pool.free + sign * take * block)
+                pools[node][i] = pool._replace(free=pool.free + sign * take * unit)
                 left -= take
 
     for slot in sorted(predicted):

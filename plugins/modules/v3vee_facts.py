@@ -286,6 +286,15 @@ ansible_facts:
               description: Slots free.
               type: int
               sample: 30
+            broken_slots:
+              description:
+                - Ghost slots, C(<unable to get data for this VM>) in C(v3-guests) - left by a C(v3_create) that crashed
+                  the kernel for want of pool memory. They count as used, C(v3_free) cannot remove them, and only a
+                  reboot of the host clears them; each is also listed in RV(ansible_facts.v3vee.problems).
+                - Per slot C(slot), C(name), C(device), C(remedy).
+              type: list
+              elements: dict
+              sample: []
         memory:
           description: Memory Palacios holds, from C(v3-mem<N>); null when the module is not loaded.
           returned: when the V(memory) subset is gathered
@@ -469,10 +478,22 @@ ansible_facts:
                 - How the record differs from the kernel - V(slot_gone) (recorded slot empty), V(slot_reused) (it holds
                   another VM), V(relinked) (found under its name in another slot), V(duplicate_names) (several kernel
                   VMs carry the name), V(state_changed) (recorded state is not the kernel's), V(not_desired_state)
-                  (the kernel state is not the recorded desired state). Empty when in sync, and for VMs not in the inventory.
+                  (the kernel state is not the recorded desired state), V(broken_slot) (the recorded slot, or a kernel
+                  line of this name, is a broken slot). Empty when in sync, and for VMs not in the inventory (except a
+                  broken slot's own entry).
               type: list
               elements: str
               sample: []
+            broken:
+              description:
+                - Whether this entry is a broken (ghost) slot, state V(UNAVAILABLE) - never a VM the modules act on. It is
+                  left out of RV(ansible_facts.v3vee.vms_by_name) and RV(ansible_facts.v3vee.duplicate_names).
+              type: bool
+              sample: false
+            remedy:
+              description: For a broken slot, what to do (reboot the host); else null.
+              type: str
+              sample: null
             duplicate_name:
               description: Whether another entry of RV(ansible_facts.v3vee.vms) has the same name.
               type: bool
@@ -505,11 +526,11 @@ ansible_facts:
           elements: str
           sample: []
         vm_counts:
-          description: C(total), C(in_kernel), C(by_category) (all three categories), C(by_state), C(drifted).
+          description: C(total), C(in_kernel), C(by_category) (all three categories), C(by_state), C(drifted), C(broken).
           returned: when the V(vms) subset is gathered
           type: dict
           sample: {total: 2, in_kernel: 1, by_category: {active_inventory: 1, inactive_inventory: 1, not_in_inventory: 0},
-                   by_state: {running: 1, inactive: 1}, drifted: 0}
+                   by_state: {running: 1, inactive: 1}, drifted: 0, broken: 0}
         telemetry:
           description: The latest Palacios kernel messages.
           returned: when the V(telemetry) subset is gathered

@@ -208,7 +208,11 @@ notes:
   - "Drift codes: V(slot_gone) the recorded slot is empty; V(slot_reused) it holds another VM; V(relinked) the
     VM was found under its name in another slot; V(duplicate_names) several kernel VMs carry the name and none
     is chosen; V(state_changed) the recorded kernel state is out of date; V(not_desired_state) the kernel state
-    differs from the desired state."
+    differs from the desired state; V(broken_slot) the recorded slot, or a kernel line with the name, is a broken slot."
+  - "A broken (ghost) slot - C(<unable to get data for this VM>) in C(v3-guests), left by a C(v3_create) that crashed
+    the kernel for want of pool memory - is never linked, adopted or acted on: a record pointing at it becomes
+    inactive, recover of a VM with its name fails and runs nothing, and RV(broken_slots) and a warning give the
+    remedy (only a reboot of the host clears it)."
   - The kernel allows several VMs with one name; the inventory does not, and never guesses between them.
 seealso:
   - module: v3vee.palacios.v3vee_vm
@@ -350,7 +354,13 @@ not_in_inventory:
   returned: always
   type: list
   elements: dict
-  sample: [{name: scratch, slot: 2, device: /dev/v3-vm2, state: running}]
+  sample: [{name: scratch, slot: 2, device: /dev/v3-vm2, state: running, broken: false}]
+broken_slots:
+  description: Broken (ghost) slots in the kernel after the run, each with C(slot), C(name), C(device) and C(remedy).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
 drift:
   description: Drift codes (see the notes) of every record that differed from the kernel when the run started.
   returned: always
@@ -384,7 +394,8 @@ adopt:
       description: VM name.
       type: str
     result:
-      description: V(adopted), V(in_inventory), V(not_in_kernel) or V(duplicate_names).
+      description: V(adopted), V(in_inventory), V(not_in_kernel), V(duplicate_names) or V(broken_slot) (the name is
+        only on a broken slot, which is never adopted).
       type: str
     devices:
       description: Devices of the kernel VMs with that name.

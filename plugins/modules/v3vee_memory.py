@@ -97,6 +97,9 @@ notes:
   - The capacity check is an upper bound - Linux may still refuse to offline a block marked removable (pages in use
     that cannot move), and the kernel may refuse a V(kernel) allocation sooner. The run then stops at that call,
     reports the error and C(changed=true) if earlier calls took effect.
+  - There is no reset option, and the collection never runs C(v3_mem_reset). On real Palacios it drops every pool
+    and loses memory hot-removed with C(v3_mem -a) (it stays offline; a later C(v3_mem -r offline) is rejected),
+    so only a reboot gets that memory back. Shrinking releases pools one by one instead.
 seealso:
   - module: v3vee.palacios.v3vee_vm
 '''

@@ -132,7 +132,13 @@ notes:
   - The kernel allows several VMs with one name; the inventory does not. A VM is found by its recorded
     device slot first, then by a unique name; two kernel VMs with the name are an error.
   - Creating checks first that Palacios has enough reserved memory (whole blocks of the run-time block size),
-    a free slot of the 32, and no more vcores than host CPUs.
+    a free slot of the 32, and no more vcores than host CPUs. The memory check is a safety rule - on real
+    Palacios a C(v3_create) the pools cannot hold crashes the kernel and leaves a broken slot.
+  - A broken slot (C(<unable to get data for this VM>) in C(v3-guests)) is never acted on; C(v3_free) cannot remove
+    it and only a reboot of the host clears it. A VM whose name is on one fails with that explanation and nothing
+    runs; other VMs are managed as usual (the slot just stays used).
+  - A VM shown as C(UNKNOWN) (while C(v3_reset) runs) is waited for up to O(timeout); still C(UNKNOWN) then, the
+    task fails and nothing runs. The module does not reset guests.
 seealso:
   - module: v3vee.palacios.v3vee_inventory
   - module: v3vee.palacios.v3vee_facts

@@ -19,7 +19,7 @@ GUESTS = os.path.join(REPO, "roles", "simulator", "files", "guests")
 BIOS_XML = os.path.join(GUESTS, "bios-only.xml")
 MiB = 1 << 20
 TOOLS = ("v3_create", "v3_free", "v3_launch", "v3_stop", "v3_pause", "v3_continue", "v3_reset", "v3_mem",
-         "v3_mem_reset", "v3_save", "v3_load", "v3_send", "v3_receive")
+         "v3_mem_reset", "v3_save", "v3_load", "v3_send", "v3_receive", "v3_stream")
 
 
 class Host:

@@ -220,3 +220,12 @@ def test_status_and_check_modes_create_nothing(tmp_path):
                          stdout=subprocess.PIPE, check=True, env=host.env).stdout
     assert json.loads(out)["changed"] is True
     assert os.listdir(str(bare)) == ["lib"]
+
+
+def test_every_tool_run_is_logged_with_its_argv(loaded):
+    loaded.run("v3_mem", "-a", "128")
+    loaded.run("v3_mem_reset", "-f")
+    loaded.run("v3_free", "7")
+    loaded.ok("v3sim", "status")                       # controls are not tools: not logged
+    with open(os.path.join(loaded.root, "tools.log")) as fh:
+        assert [json.loads(line) for line in fh] == [["v3_mem", "-a", "128"], ["v3_mem_reset", "-f"], ["v3_free", "7"]]

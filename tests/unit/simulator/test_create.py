@@ -194,15 +194,67 @@ def test_class_is_case_insensitive(ready, tmp_path):
     assert ready.create("lower", guest_xml(tmp_path, "pc", 64, vm_class="pc")) == 0
 
 
-def test_not_enough_reserved_memory(loaded):
-    res = loaded.run("v3_create", "-b", BIOS_XML, "vm1")
-    assert res.returncode == 255
-    assert res.stdout.decode().endswith("Error (-1) creating VM\n")
-    assert "palacios (pcore 0 vm vm1): Could not allocate guest memory" in loaded.kmsg()
+def test_create_without_pool_memory_crashes_the_kernel_and_leaves_a_ghost_slot(ready):
+    """Observed on real Palacios (interface spec, observed item 14): not a refusal but an oops."""
+    ready.create("a")
+    ready.create("b")
+    ready.ok("v3_launch", "/dev/v3-vm1")
+    res = ready.run("v3_create", "-b", BIOS_XML, "fresh")
+    assert res.returncode == -signal.SIGKILL          # the shell's "Killed", status 137
+    assert res.stdout.decode() == ("Building VM Image (cfg=%s) (name=fresh) (0 config options)\n"
+                                   "Guest Image Created (size=%d)\n" % (BIOS_XML, BIOS_IMAGE_SIZE))
+    assert res.stderr == b""
+    assert ready.read("v3-guests").splitlines()[2] == "fresh\t/dev/v3-vm2\t<unable to get data for this VM>"
+    details = ready.read("v3-guests-details")
+    assert "Entry:        2\nName:         fresh\nDevice:       /dev/v3-vm2\n<unable to get data for this VM>\n" \
+        in details
+    log = ready.kmsg()
+    assert "palacios (pcore 0 vm fresh): Could not allocate guest memory" in log
+    assert "v3_deinit_core_extensions" in log
+    assert "palacios (pcore 0 vm fresh): Invalid request to v3_get_state_sizes" in log
+    assert "palacios (pcore 0): Cannot get VM info" in log
+    assert not os.path.exists(os.path.join(ready.dev, "v3-vm2"))
+    # v3_free cannot remove it; the other VMs are untouched.
+    res = ready.run("v3_free", "2")
+    assert (res.returncode, res.stdout, res.stderr) == (
+        255, b"Freeing VM 2\n", b"IOCTL error on V3Vee control device (-1)\nError freeing VM 2 (2)\n")
+    assert "Asked to free nonexistent VM" in ready.kmsg()
+    assert [line[2] for line in ready.guests()] == ["stopped", "running", "<unable to get data for this VM>"]
+    # The slot counts as used: the next VM gets slot 3 once memory is back.
+    ready.ok("v3_free", "0")
+    assert ready.create("next") == 0
+    ready.ok("v3_stop", "/dev/v3-vm1")
+    ready.ok("v3_free", "1")
+    assert ready.create("after") == 1
+    ready.reserve(1)
+    assert ready.create("third") == 3
+    # rmmod cannot clear it either; a reboot does.
+    res = ready.run("v3sim", "unload")
+    assert (res.returncode, res.stderr) == (1, b"rmmod: ERROR: Module v3vee is in use\n")
+    ready.ok("v3sim", "reboot")
+    assert not ready.status()["loaded"]
+
+
+def test_a_vm_needing_more_blocks_than_are_free_crashes_too(loaded):
     loaded.reserve(1)
     assert loaded.create("vm1") == 0
-    res = loaded.run("v3_create", "-b", BIOS_XML, "vm2", "mem=129")
-    assert res.returncode == 255      # 129 MiB needs two 128 MiB blocks
+    loaded.ok("v3_free", "0")
+    res = loaded.run("v3_create", "-b", BIOS_XML, "vm2", "mem=129")     # two 128 MiB blocks
+    assert res.returncode == -signal.SIGKILL
+    assert loaded.guests() == [["vm2", "/dev/v3-vm0", "<unable to get data for this VM>"]]
+    assert loaded.status()["vms"][0]["state"] == "ghost"
+
+
+def test_guest_memory_comes_from_any_node_when_the_first_is_full(templates, tmp_path):
+    """mm.c alloc_palacios_pgs with node -1: the calling CPU's node first, then any other."""
+    from conftest import from_template
+    host = from_template(templates, tmp_path, "fresh")
+    host.ok("v3sim", "host", "--nodes", "2")
+    host.load()
+    host.ok("v3_mem", "-a", "128", "-n", "1")
+    assert host.create("vm1") == 0
+    regions = [l for l in host.read("v3-guests-details").splitlines() if l.startswith("   region 0")]
+    assert regions and "(node 1)" in regions[0]
 
 
 def test_module_not_loaded(host):

@@ -122,7 +122,8 @@ def test_no_vms_and_only_the_seed_pool(tmp_path):
     assert out['module_loaded'] and out['control_device_present'] and out['problems'] == []
     assert out['host'] == {'nodes': 1, 'cpus': 4, 'cpu_to_node': [0, 0, 0, 0], 'kernel_max_order': 11,
                            'kernel_largest_alloc': 4194304, 'compiled_block_size': BLOCK,
-                           'runtime_block_size': BLOCK, 'max_vms': 32, 'vm_slots_used': 0, 'vm_slots_free': 32}
+                           'runtime_block_size': BLOCK, 'max_vms': 32, 'vm_slots_used': 0, 'vm_slots_free': 32,
+                           'broken_slots': []}
     mem = out['memory']
     assert (mem['reserved_bytes'], mem['pool_bytes'], mem['free_bytes'], mem['free_blocks']) == (0, 4194304, 4161536, 0)
     assert mem['fits'] == [{'mem_mb': 128, 'blocks_per_vm': 1, 'vms': 0, 'vms_by_memory': 0, 'free_slots': 32}]
@@ -183,7 +184,7 @@ def test_one_vm_of_each_category_with_drift(tmp_path):
     cli = by_name['cli']
     assert (cli['category'], cli['mem_mb'], cli['regions'], cli['in_inventory'], cli['drift']) == (
         'not_in_inventory', 256, 2, False, [])
-    assert out['vm_counts'] == {'total': 3, 'in_kernel': 2, 'drifted': 2,
+    assert out['vm_counts'] == {'total': 3, 'in_kernel': 2, 'drifted': 2, 'broken': 0,
                                 'by_category': {'active_inventory': 1, 'inactive_inventory': 1, 'not_in_inventory': 1},
                                 'by_state': {'running': 1, 'inactive': 1, 'stopped': 1}}
     assert 'cores' not in web1

@@ -163,3 +163,18 @@ def test_reader_reads_each_file_once(tmp_path, monkeypatch):
     snap = reader.snapshot(memory=True, details=True)
     assert sorted(reads) == ['v3-guests', 'v3-guests-details', 'v3-info', 'v3-mem0']
     assert snap.details[0]['name'] == 'vm1' and snap.zones[0]['pools']
+
+
+def test_allocation_size_rounds_the_block_size_up_to_a_buddy_block():
+    assert [proc.allocation_size(mb * 1048576) // 1048576 for mb in (1, 2, 3, 4, 6, 128, 129)] == [1, 2, 4, 4, 8, 128, 256]
+    pools = {0: {'pools': [proc.Pool(0x8000000, 27, 1 << 27, 1 << 27), proc.Pool(0x7f400000, 22, 4194304, 4161536)]}}
+    assert proc.free_blocks(pools, 3 * 1048576) == 32
+    assert proc.free_blocks(pools, 2 * 1048576) == 64 + 1
+
+
+def test_a_ghost_line_is_a_broken_slot():
+    (entry,) = proc.parse_guests('fresh\t/dev/v3-vm2\t<unable to get data for this VM>\n')
+    assert proc.is_broken(entry) and entry.index == 2
+    snap = proc.Snapshot(True, [entry], {'runtime_block_size': 1 << 27})
+    assert snap.broken() == [entry] and 2 not in snap.free_slots()
+    assert 'reboot' in proc.broken_message(entry) and '/dev/v3-vm2' in proc.broken_message(entry)
