@@ -149,27 +149,31 @@ changelog() {
 
 galaxy_version() { sed -n 's/^version: //p' galaxy.yml; }
 
+remove_dir() {  # a directory and its content; a mount point (a test fleet's host) stays, empty
+  echo "removing $1"
+  $SUDO find "$1" -mindepth 1 -delete
+  $SUDO rmdir "$1" 2>/dev/null || mountpoint -q "$1"
+}
+
 # Removes what ./dev.sh demo and ./dev.sh test installed, and nothing a user had: a path is
 # only removed when it is the simulated host's or the demo's (see README "What the demo leaves").
 clean() {
-  local conf=/etc/v3vee/host.conf inventory="" pkgs=""
+  local conf=/etc/v3vee/host.conf profile=/etc/profile.d/v3vee.sh inventory="" pkgs="" path
+  # A simulated host's settings, inventory and profile snippet; a real Palacios host's stay.
   if [ -f "$conf" ] && grep -qx 'V3VEE_BACKEND=simulator' "$conf"; then
     inventory=$(sed -n 's/^V3VEE_INVENTORY_PATH=//p' "$conf")
+    if [ -f "$profile" ] && grep -q -e "$conf" -e v3vee-sim "$profile"; then
+      echo "removing $profile"; $SUDO rm -f "$profile"
+    fi
     for path in "$conf" /etc/v3vee/memory.conf ${inventory:+"$inventory" "$inventory.lock"}; do
       [ ! -e "$path" ] || { echo "removing $path"; $SUDO rm -f "$path"; }
     done
   fi
-  if [ -f /etc/profile.d/v3vee.sh ] && ! grep -q 'V3VEE_BACKEND=palacios' /etc/v3vee/host.conf 2>/dev/null \
-      && grep -q 'v3vee.palacios' /etc/profile.d/v3vee.sh; then
-    echo "removing /etc/profile.d/v3vee.sh"; $SUDO rm -f /etc/profile.d/v3vee.sh
-  fi
   for path in /etc/v3vee /var/lib/v3vee; do  # only when nothing else is left in them
-    [ ! -d "$path" ] || $SUDO rmdir --ignore-fail-on-non-empty "$path"
+    [ ! -d "$path" ] || [ -n "$(ls -A "$path")" ] || remove_dir "$path"
   done
-  if [ -f /opt/v3vee-sim/lib/v3sim.py ]; then
-    echo "removing /opt/v3vee-sim"; $SUDO rm -rf /opt/v3vee-sim
-  fi
-  [ ! -d /srv/v3vee-demo ] || { echo "removing /srv/v3vee-demo"; $SUDO rm -rf /srv/v3vee-demo; }
+  [ ! -f /opt/v3vee-sim/lib/v3sim.py ] || remove_dir /opt/v3vee-sim
+  [ ! -d /srv/v3vee-demo ] || remove_dir /srv/v3vee-demo
   local home_collection=$HOME/.ansible/collections/ansible_collections/v3vee/palacios
   [ ! -d "$home_collection" ] || { echo "removing $home_collection"; rm -rf "$home_collection"; }
   local pip_stand_in=$HOME/.ansible/test/cache/get_pip_24_2.py
