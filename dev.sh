@@ -64,8 +64,9 @@ setup() {
   export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_STDOUT_CALLBACK=default
 }
 
-# pytest shows every test with its result and the slowest ones with their durations.
-PYTEST="python -m pytest -v -p no:cacheprovider --durations=15 --durations-min=1"
+# pytest shows every test with its result, then every test that took 1 s or more with its
+# duration; two workers (pytest-xdist) for the two cores: every test has its own temporary host.
+PYTEST="python -m pytest -v -n 2 -p no:cacheprovider --durations=0 --durations-min=1"
 
 unit() {
   log "unit tests"
