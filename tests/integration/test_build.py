@@ -43,7 +43,7 @@ def test_tarball_has_no_nested_collection_copy_nor_tool_leftovers(tmp_path):
     assert sorted(set(members) - set(files)) == ['FILES.json', 'MANIFEST.json']
     # ... and the collection's content and its license are all there.
     assert 'LICENSE' in members and 'CHANGELOG.rst' in members and 'meta/runtime.yml' in members
-    shipped_dev_tooling = [m for m in members if m.split('/')[0] in ('dev.sh', 'tools', '.ci', '.gitignore',
-                                                                    '.ansible-lint')]
+    dev_tooling = ('dev.sh', 'tools', '.ci', '.gitignore', '.ansible-lint')
+    shipped_dev_tooling = [m for m in members if m.split('/')[0] in dev_tooling]
     assert shipped_dev_tooling == []
     assert any(m.startswith('plugins/modules/') for m in members)
