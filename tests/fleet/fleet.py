@@ -39,6 +39,7 @@ PER_HOST_PATHS = (
     ("/etc/v3vee", False),
     ("/var/lib/v3vee", False),
     ("/opt/v3vee-sim", False),
+    ("/srv/v3vee-demo", False),            # playbooks/demo.yml's guests (docs commands test)
     ("/etc/profile.d", True),
     ("/etc/modules-load.d", True),
     ("/etc/modprobe.d", True),

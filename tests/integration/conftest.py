@@ -34,11 +34,11 @@ PLAY = textwrap.dedent('''\
           ansible.builtin.include_role:
             name: v3vee.palacios.simulator
           vars:
-            v3vee_sim_root: "{{{{ sim_root }}}}"
-            v3vee_sim_host_conf_path: "{{{{ host_conf }}}}"
-            v3vee_sim_inventory_path: "{{{{ inventory_path }}}}"
-            v3vee_sim_profile: false
-            v3vee_sim_reserve_mb: {reserve_mb}
+            simulator_root: "{{{{ sim_root }}}}"
+            simulator_host_conf_path: "{{{{ host_conf }}}}"
+            simulator_inventory_path: "{{{{ inventory_path }}}}"
+            simulator_profile: false
+            simulator_reserve_mb: {reserve_mb}
         - name: Target
           ansible.builtin.include_role:
             name: {target}

@@ -18,12 +18,12 @@ def write_inventory(work):
     guest = os.path.join(work, 'sim', 'guests', 'bios-only.xml')
     host = {
         'ansible_connection': 'local',
-        'palacios_backend': 'simulator',
-        'palacios_simulator_root': os.path.join(work, 'sim'),
-        'palacios_host_conf_path': os.path.join(work, 'host.conf'),
-        'palacios_inventory_path': os.path.join(work, 'lib', 'inventory.db'),
-        'palacios_profile': False,
-        'palacios_recover_at_boot': False,
+        'palacios_module_backend': 'simulator',
+        'palacios_module_simulator_root': os.path.join(work, 'sim'),
+        'palacios_module_host_conf_path': os.path.join(work, 'host.conf'),
+        'palacios_module_inventory_path': os.path.join(work, 'lib', 'inventory.db'),
+        'palacios_module_profile': False,
+        'palacios_module_recover_at_boot': False,
         'palacios_memory_total_mb': 512,
         'palacios_memory_conf_path': os.path.join(work, 'memory.conf'),
         'palacios_vms': [

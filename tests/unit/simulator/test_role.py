@@ -37,11 +37,11 @@ def start(tmp_path, name, extra=None, check=False):
     """Start ansible-playbook for root ``tmp_path/name``; returns (Popen, vars)."""
     work = tmp_path / name
     work.mkdir(exist_ok=True)
-    variables = {"v3vee_sim_root": str(work / "sim"), "v3vee_sim_python": sys.executable,
-                 "v3vee_sim_host_conf_path": str(work / "etc" / "v3vee" / "host.conf"),
-                 "v3vee_sim_profile_path": str(work / "profile.d" / "v3vee.sh"),
-                 "v3vee_sim_inventory_path": str(work / "inventory.db"),
-                 "v3vee_sim_reserve_mb": 256, "v3vee_sim_options": "mem_block_size=4194304",
+    variables = {"simulator_root": str(work / "sim"), "simulator_python": sys.executable,
+                 "simulator_host_conf_path": str(work / "etc" / "v3vee" / "host.conf"),
+                 "simulator_profile_path": str(work / "profile.d" / "v3vee.sh"),
+                 "simulator_inventory_path": str(work / "inventory.db"),
+                 "simulator_reserve_mb": 256, "simulator_options": "mem_block_size=4194304",
                  "ansible_python_interpreter": sys.executable}
     variables.update(extra or {})
     (work / "play.yml").write_text(PLAY)
@@ -71,7 +71,7 @@ def finish(run):
 
 
 def test_role_check_apply_idempotence_and_reload(tmp_path):
-    fresh = start(tmp_path, "a", {"v3vee_sim_profile": False, "v3vee_sim_host_conf_path": ""}, check=True)
+    fresh = start(tmp_path, "a", {"simulator_profile": False, "simulator_host_conf_path": ""}, check=True)
     apply_b = start(tmp_path, "b")
     stats, failures, variables = finish(fresh)[:3]
     # directory, program, load, v3_mem (one looped task), guests: reported, none done
@@ -80,19 +80,19 @@ def test_role_check_apply_idempotence_and_reload(tmp_path):
     stats, failures, variables = finish(apply_b)[:3]
     assert failures == [] and stats["changed"] >= 10
 
-    root = variables["v3vee_sim_root"]
+    root = variables["simulator_root"]
     host = Host(root)
     st = host.status()
     assert st["loaded"] and st["module"]["options"] == "mem_block_size=4194304"
     assert st["reserved_bytes"] == 256 << 20 and st["offline_blocks"] == [1, 2]
     assert st["boot"] == {"load": True, "cpu_list": None, "allow_devmem": None, "options": "mem_block_size=4194304"}
-    with open(variables["v3vee_sim_host_conf_path"]) as fh:
+    with open(variables["simulator_host_conf_path"]) as fh:
         assert fh.read().splitlines()[2:] == [
             "V3VEE_BACKEND=simulator", "V3VEE_TOOLS_DIR=%s/bin" % root, "V3VEE_PROC_DIR=%s/proc/v3vee" % root,
             "V3VEE_DEV_DIR=%s/dev" % root, "PALACIOS_DIR=%s" % root, "V3VEE_KERNEL_LOG=%s/kmsg.log" % root,
-            "V3VEE_SYS_DIR=%s/sys" % root, "V3VEE_INVENTORY_PATH=%s" % variables["v3vee_sim_inventory_path"]]
+            "V3VEE_SYS_DIR=%s/sys" % root, "V3VEE_INVENTORY_PATH=%s" % variables["simulator_inventory_path"]]
     profile = subprocess.run(["/bin/sh", "-c", '. "$1"; echo "$PALACIOS_DIR"; echo "$PATH"', "sh",
-                              variables["v3vee_sim_profile_path"]], stdout=subprocess.PIPE, check=True,
+                              variables["simulator_profile_path"]], stdout=subprocess.PIPE, check=True,
                              env={"PATH": "/usr/bin:/bin"}).stdout.decode().splitlines()
     assert profile == [root, root + "/bin:/usr/bin:/bin"]
     assert sorted(os.listdir(root + "/guests")) == ["bios-only.xml", "disk.img", "with-disk.xml"]
@@ -107,18 +107,18 @@ def test_role_check_apply_idempotence_and_reload(tmp_path):
 
     again = start(tmp_path, "b")
     check_same = start(tmp_path, "b", check=True)
-    check_other = start(tmp_path, "b", {"v3vee_sim_options": "mem_block_size=8388608"}, check=True)
+    check_other = start(tmp_path, "b", {"simulator_options": "mem_block_size=8388608"}, check=True)
     stats, failures = finish(again)[:2]
     assert failures == [] and stats["changed"] == 0
     stats, failures = finish(check_same)[:2]
     assert failures == [] and stats["changed"] == 0
     stats, failures = finish(check_other)[:2]
     assert stats["failed"] == 1
-    assert "set v3vee_sim_reload_on_change=true to do so" in failures[0]
+    assert "set simulator_reload_on_change=true to do so" in failures[0]
     assert host.status()["module"]["options"] == "mem_block_size=4194304"
 
     host.create("doomed")
-    reload_vars = {"v3vee_sim_options": "", "v3vee_sim_reload_on_change": True, "v3vee_sim_features": ["checkpoint"]}
+    reload_vars = {"simulator_options": "", "simulator_reload_on_change": True, "simulator_features": ["checkpoint"]}
     stats, failures = finish(start(tmp_path, "b", reload_vars))[:2]
     assert failures == [] and stats["changed"] >= 6
     st = host.status()
