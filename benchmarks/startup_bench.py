@@ -238,6 +238,9 @@ def fleet_rows(args, work, repo_guest_text):
             subprocess.check_call([sys.executable, FLEET, 'exec', '--workdir', fleet_dir, '--host', host, '--',
                                    '/usr/bin/python3', '-c', setup])
         env = dict(ansible_env(), **tree_callback(work))
+        # ssh's control sockets live under ~/.ansible/cp by default: a long HOME overflows the
+        # 108-byte limit of a Unix socket path ("too long for Unix domain socket").
+        env['ANSIBLE_SSH_CONTROL_PATH_DIR'] = os.path.join(work, 'cp')
         env.pop('ANSIBLE_PYTHON_INTERPRETER', None)  # the hosts' own python (inventory.yml)
         runner = Runner(work, os.path.join(fleet_dir, 'inventory.yml'), env, forks=args.fleet)
         texts = plays('palacios_hosts', args.vms, '/opt/v3vee-sim/guest.xml')

@@ -20,6 +20,10 @@ from conftest import ROOT
 # Commands the docs show that this test cannot run, with the reason. Keep it tiny.
 NOT_RUN = {
     './dev.sh test': 'the whole test suite, which runs this test (recursion; about half an hour)',
+    'python benchmarks/startup_bench.py --runs 5 --vms 32 --fleet 8':
+        'a benchmark, not a test: about a quarter of an hour of CPU (5 interleaved rounds, 32 VMs, an '
+        '8-host fleet); tests/integration/test_benchmarks.py runs the same script at its smallest scale, '
+        'fleet included',
 }
 FLEET = os.path.join(ROOT, 'tests', 'fleet', 'fleet.py')
 HOST = 'v3h1'
