@@ -89,8 +89,12 @@ def subprocess_runner(argv, cwd=None, env_update=None, timeout=DEFAULT_DEADLINE)
     env = dict(os.environ)
     env.update(env_update or {})
     started = time.time()
-    proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:  # not executable, a bad interpreter line, a cwd that is gone: nothing ran
+        raise V3veeError('Cannot run %s: %s.' % (argv[0], exc.strerror or exc), tool=os.path.basename(argv[0]),
+                         argv=list(argv))
     try:
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, _decode(out), _decode(err)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import tools
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import ToolTimeout, subprocess_runner
 
 PY = sys.executable
@@ -120,3 +121,12 @@ def test_a_tool_that_survives_sigkill_is_reported_as_stuck_not_waited_for(monkey
     finally:
         os.killpg(err.value.pid, signal.SIGKILL)
         os.waitpid(err.value.pid, 0)
+
+
+def test_a_tool_that_cannot_be_started_is_a_clear_error_not_a_traceback(tmp_path):
+    tool = tmp_path / 'v3_launch'
+    tool.write_text('#!/nonexistent/interpreter\n')
+    tool.chmod(0o755)
+    with pytest.raises(V3veeError, match=r'^Cannot run .*/v3_launch: No such file or directory\.$') as err:
+        subprocess_runner([str(tool), '/dev/v3-vm0'], timeout=5)
+    assert err.value.tool == 'v3_launch' and err.value.argv == [str(tool), '/dev/v3-vm0']
