@@ -2984,8 +2984,8 @@ def cmd_fault(sim, args):
         else:
             for tool, queue in sorted(faults.items()):
                 for fault in queue:
-                    say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"],
-                                                        " ignore-sigterm" if fault.get("ignore_sigterm") else ""))
+                    flags = " ignore-sigterm" if fault.get("ignore_sigterm") else ""
+                    say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"], flags))
     return 0
 
 
