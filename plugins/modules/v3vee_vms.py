@@ -260,8 +260,8 @@ def vms_argument_spec():
 
 
 def jobs_of(items, inventory_path):
-    """One VmJob per item, and the inline configs to write: [(name, state, InlineConfig or None)]. Bad input (duplicate names, names, images, XML) fails here, before
-    the lock is taken or any tool runs."""
+    """One VmJob per item, and the inline configs to write: [(name, state, InlineConfig or None)].
+    Bad input (duplicate names, names, images, XML) fails here, before the lock is taken or any tool runs."""
     seen = {}
     for index, item in enumerate(items):
         if item['name'] in seen:
