@@ -50,6 +50,14 @@ notes:
   - Every state change is verified by re-reading the proc directory, because the v3 tools' exit codes do not
     tell (for example V(v3_launch) always exits 0).
   - Tools are run with an argument list, never through a shell.
+  - No tool run is unbounded. Each v3 tool runs in its own session (process group) with a deadline - the module's
+    C(timeout) (for V(v3_create) plus one second per 16 MB it reads; the kernel-log readers of
+    M(v3vee.palacios.v3vee_facts) 60 seconds). Past it the whole process group gets SIGTERM, then SIGKILL 2 seconds
+    later, so a tool that ignores SIGTERM and the processes it started die too. The module then re-reads the proc
+    directory, records what it shows in the inventory, releases the host lock and fails with a message naming the
+    tool, its argv, how long it ran and the state found. C(changed) is true if anything took effect before. A tool
+    stuck in the kernel (state D) dies only when its ioctl returns; the module waits 5 more seconds, then fails
+    naming its pid, which may still act later.
 '''
 
     ATTRIBUTES = r'''

@@ -21,7 +21,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import find_executable
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, find_executable
 
 MARKER = 'palacios (pcore '
 _MARKER_BYTES = MARKER.encode('ascii')
@@ -177,7 +177,10 @@ def _from_file(path, count, match):
 
 def _from_command(kind, argv, runner, count, match):
     """(result, None) or (None, why the source is unusable)."""
-    rc, out, err = runner(argv, env_update={'LC_ALL': 'C'})
+    try:
+        rc, out, err = runner(argv, env_update={'LC_ALL': 'C'})
+    except V3veeError as exc:  # it hung and was killed (tools.ToolTimeout): try the next source
+        return None, str(exc)
     if rc != 0:
         return None, '%s exited %s: %s' % (os.path.basename(argv[0]), rc, (err or out).strip()[:200])
     all_lines = [line for line in out.splitlines() if line and not line.startswith('-- ')]

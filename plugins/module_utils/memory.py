@@ -25,7 +25,7 @@ import os
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import SEED_POOL_SIZE
-from ansible_collections.v3vee.palacios.plugins.module_utils.tools import tool_error
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import ToolTimeout, tool_error
 
 MiB = 1024 * 1024
 PAGE_SIZE = 4096
@@ -375,10 +375,11 @@ NOT_LOADED = ('The Palacios module is not loaded (no v3-info in %s): v3_mem need
 class MemoryHost(object):
     """Observes the reservation, runs one planned v3_mem call at a time and verifies it in v3-mem<N>."""
 
-    def __init__(self, tools, reader, palacios_dir):
+    def __init__(self, tools, reader, palacios_dir, timeout):
         self.tools = tools
         self.reader = reader
         self.palacios_dir = palacios_dir
+        self.timeout = timeout  # each v3_mem run's deadline
 
     def observe(self):
         snap = self.reader.snapshot(memory=True)
@@ -391,7 +392,15 @@ class MemoryHost(object):
 
     def execute(self, step, leaks_before):
         _info, before = self.observe()
-        result = self.tools.run('v3_mem', step['argv'])
+        try:
+            result = self.tools.run('v3_mem', step['argv'], self.timeout)
+        except ToolTimeout as err:
+            _info, after = self.observe()
+            node = step['node']
+            err.found('v3-mem%d lists %s' % (node, ', '.join(
+                '0x%x (%d MB, %d MB free)' % (p.base, p.size // MiB, p.free // MiB)
+                for p in after.get(node, {}).get('pools', [])) or 'no pool'), pools_view(after, len(after) or 1))
+            raise
         _info, after = self.observe()
         node = step['node']
         old = set(p.base for p in before.get(node, {}).get('pools', []))

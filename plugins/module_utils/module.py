@@ -16,7 +16,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import Setti
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
 from ansible_collections.v3vee.palacios.plugins.module_utils.memory import read_offline_file
-from ansible_collections.v3vee.palacios.plugins.module_utils.tools import module_runner
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
 from ansible_collections.v3vee.palacios.plugins.module_utils.vm import Host
 
 
@@ -63,7 +63,7 @@ class HostSession(object):
         self.module = module
         self.started = time.time()
         self.settings = Settings.resolve(module.params)
-        self.host = Host(self.settings, module_runner(module), check_mode=module.check_mode,
+        self.host = Host(self.settings, subprocess_runner, check_mode=module.check_mode,
                          wait=wait, timeout=timeout)
         self.store = InventoryStore(self.settings.inventory_path, readonly=module.check_mode)
         self.host_before = None

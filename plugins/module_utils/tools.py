@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import os
 import re
+import signal
 import time
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import TOOL_SEARCH_DIRS, V3veeError, find_executable
@@ -21,27 +22,102 @@ CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')
 SIGSEGV_CODES = (-11, 139)
 
 
+# Past a tool's deadline its process group gets SIGTERM, then SIGKILL after KILL_GRACE seconds;
+# REAP_WAIT bounds the wait for it to die after SIGKILL (a process stuck in an ioctl, D state, dies
+# only when the ioctl returns).
+KILL_GRACE = 2
+REAP_WAIT = 5
+# A run that names no deadline (the kernel-log readers of v3vee_facts): no tool run is unbounded.
+DEFAULT_DEADLINE = 60
+# v3_create reads its image (or XML and <file>s) and copies it into the kernel: its deadline is
+# `timeout` plus one second per CREATE_BYTES_PER_SECOND of that data.
+CREATE_BYTES_PER_SECOND = 16 * 1024 * 1024
+
+
 class ToolResult(object):
     def __init__(self, argv, rc, stdout, stderr):
         self.argv, self.rc, self.stdout, self.stderr = argv, rc, stdout, stderr
 
 
-def subprocess_runner(argv, cwd=None, env_update=None):
-    """Runner for code outside AnsibleModule (scripts, tests): same contract as module.run_command."""
+class ToolTimeout(V3veeError):
+    """A tool that ran past its deadline and was killed (or could not be). The engine adds what
+    /proc shows afterwards (found()) before reporting it."""
+
+    def __init__(self, argv, deadline, elapsed, killed_by, stdout, stderr, pid):
+        tool = os.path.basename(argv[0])
+        if killed_by is None:
+            how = ('it survived SIGTERM and SIGKILL (pid %d, its process group: stuck in the kernel, D state, it '
+                   'dies only when its ioctl returns and may still act then; see ps -o pid,stat,wchan -g %d and '
+                   'dmesg | grep palacios)' % (pid, pid))
+        elif killed_by == 'SIGKILL':
+            how = 'killed its process group with SIGKILL (it ignored SIGTERM for %ss)' % KILL_GRACE
+        else:
+            how = 'killed its process group with SIGTERM'
+        super(ToolTimeout, self).__init__(
+            '%s did not finish within its deadline of %ss: ran %.1fs, %s. argv: %s.'
+            % (tool, _seconds(deadline), elapsed, how, argv), tool=tool, argv=argv, stdout=stdout, stderr=stderr)
+        self.deadline, self.elapsed, self.killed_by, self.pid = deadline, elapsed, killed_by, pid
+
+    def found(self, state, observed=None):
+        """Add the state found in /proc after the kill."""
+        self.msg += ' Found afterwards: %s.' % state
+        self.observed = observed
+
+
+def _seconds(value):
+    return ('%.1f' % value).rstrip('0').rstrip('.')
+
+
+def _decode(data):
+    return (data or b'').decode('utf-8', 'replace')
+
+
+def _signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except OSError:  # the whole group is gone already
+        pass
+
+
+def subprocess_runner(argv, cwd=None, env_update=None, timeout=DEFAULT_DEADLINE):
+    """Run argv (a list, never through a shell) and return (rc, stdout, stderr).
+
+    The tool runs in its own session, so it and every process it starts form one process group;
+    past `timeout` seconds that whole group gets SIGTERM, then SIGKILL, and ToolTimeout is raised
+    with the output read up to the kill. (AnsibleModule.run_command has no deadline.)"""
     import subprocess
     env = dict(os.environ)
     env.update(env_update or {})
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate()
-    return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
-
-
-def module_runner(module):
-    def run(argv, cwd=None, env_update=None):
-        # expand_user_and_vars=False: a VM named "$HOME" must reach the tool verbatim.
-        return module.run_command(argv, cwd=cwd, environ_update=env_update, check_rc=False,
-                                  expand_user_and_vars=False)
-    return run
+    started = time.time()
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:  # not executable, a bad interpreter line, a cwd that is gone: nothing ran
+        raise V3veeError('Cannot run %s: %s.' % (argv[0], exc.strerror or exc), tool=os.path.basename(argv[0]),
+                         argv=list(argv))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, _decode(out), _decode(err)
+    except subprocess.TimeoutExpired:
+        pass
+    # Not reaped yet, so its pid still names the group even if the leader already exited.
+    out = err = b''
+    killed_by = None
+    for signum, name, wait in ((signal.SIGTERM, 'SIGTERM', KILL_GRACE), (signal.SIGKILL, 'SIGKILL', REAP_WAIT)):
+        _signal_group(proc.pid, signum)
+        try:
+            out, err = proc.communicate(timeout=wait)
+            killed_by = name
+            break
+        except subprocess.TimeoutExpired as exc:
+            out, err = exc.stdout or out, exc.stderr or err
+    if killed_by is not None:
+        # The leader is dead; anything of its group still alive (a child holding no pipe) goes too.
+        _signal_group(proc.pid, signal.SIGKILL)
+    else:
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+    raise ToolTimeout(list(argv), timeout, time.time() - started, killed_by, _decode(out), _decode(err), proc.pid)
 
 
 class Tools(object):
@@ -84,12 +160,13 @@ class Tools(object):
             env['PALACIOS_DIR'] = self.settings.palacios_dir
         return env
 
-    def run(self, tool, args, cwd=None):
+    def run(self, tool, args, timeout, cwd=None):
+        """Run the tool; past `timeout` seconds it is killed and ToolTimeout raised."""
         argv = [self.which(tool)] + [str(a) for a in args]
         if not self.commands and self.before_first_run is not None:
             self.before_first_run()
-        rc, out, err = self.runner(argv, cwd=cwd, env_update=self.env())
         self.commands.append(argv)
+        rc, out, err = self.runner(argv, cwd=cwd, env_update=self.env(), timeout=timeout)
         return ToolResult(argv, rc, out, err)
 
 
@@ -118,6 +195,20 @@ class Executor(object):
 
     def device(self, slot):
         return os.path.join(self.dev_dir, 'v3-vm%d' % slot)
+
+    def create_deadline(self, job):
+        """timeout, plus the time to read what v3_create reads at CREATE_BYTES_PER_SECOND: a
+        large image takes longer to copy into the kernel than a lifecycle ioctl takes."""
+        definition = job.plan.definition
+        paths = [definition['image']] if definition.get('image') else [definition['config']] + list(
+            job.shape.files if job.shape is not None else [])
+        size = 0
+        for path in paths:
+            try:
+                size += os.path.getsize(path)
+            except OSError:  # v3_create reports it; the deadline does not depend on it
+                pass
+        return self.timeout + size // CREATE_BYTES_PER_SECOND
 
     def _poll(self, check):
         """Call check() until it returns true, or once if wait is off. Returns its last value."""
@@ -182,7 +273,7 @@ class Executor(object):
         """Run the step's tool for one job; returns (job, slot, ToolResult)."""
         if step == 'create':
             args, cwd = job.create_args
-            result = self.tools.run('v3_create', args, cwd=cwd)
+            result = self.tools.run('v3_create', args, self.create_deadline(job), cwd=cwd)
             if result.rc in SIGSEGV_CODES:
                 raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
                                  'could not be read.' % job.name, result)
@@ -197,7 +288,7 @@ class Executor(object):
             raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (job.name, slot, step))
         # free takes a plain decimal index: v3_free parses loosely (leading 0 = octal, junk = VM 0; gotcha 8).
         args = [str(slot)] if step == 'free' else [self.device(slot)]
-        return job, slot, self.tools.run(STEP_TOOLS[step], args)
+        return job, slot, self.tools.run(STEP_TOOLS[step], args, self.timeout)
 
     @staticmethod
     def _verified(step, name, slot, guests):

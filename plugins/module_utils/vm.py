@@ -20,7 +20,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
     ProcReader, Snapshot, VmEntry, allocation_size, blocks_needed, broken_message, is_broken)
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import (
     BROKEN_SLOT, DUPLICATE_NAMES, RELINKED, SLOT_GONE, SLOT_REUSED, match_record)
-from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, entry_dict
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import Executor, Tools, ToolTimeout, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
 
@@ -315,6 +315,8 @@ class Host(object):
                 if truth is None:
                     truth = self.reader.snapshot()
                 after_record, after_entry = self.record_truth(store, job.name, job.plan, job.record, truth)
+                if isinstance(job.error, ToolTimeout):
+                    job.error.found(self.describe(job.name, after_entry), entry_dict(after_entry))
                 ghosts = [e for e in truth.broken() if e.name == job.name]
                 if 'create' in job.ran and ghosts:
                     # The pools emptied between the check and v3_create (someone else took the memory).
@@ -330,6 +332,13 @@ class Host(object):
                 'steps': list(job.ran),
                 'diff': {'before': job.before, 'after': vm_view(job.name, after_record, after_entry)},
             }
+
+    def describe(self, name, entry):
+        """What /proc shows of VM `name`, in words (for an error message)."""
+        guests = os.path.join(self.settings.proc_dir, 'v3-guests')
+        if entry is None:
+            return '%s shows no VM %r' % (guests, name)
+        return '%s shows VM %r at %s %s' % (guests, name, entry.device, entry.state)
 
     def record_truth(self, store, name, plan, before_record, snap):
         """After a failed step: record what /proc shows now, so a VM this run created never becomes

@@ -593,7 +593,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
 from ansible_collections.v3vee.palacios.plugins.module_utils.facts import gather, resolve_subsets
 from ansible_collections.v3vee.palacios.plugins.module_utils.kmsg import DEFAULT_EXCLUDE, SOURCES
-from ansible_collections.v3vee.palacios.plugins.module_utils.tools import module_runner
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
 
 MAX_TELEMETRY_LINES = 10000
 
@@ -636,7 +636,7 @@ def main():
         settings = Settings.resolve(params)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
-    facts = gather(settings, module_runner(module), subsets=subsets,
+    facts = gather(settings, subprocess_runner, subsets=subsets,
                    vm_mem_mb=params['vm_mem_mb'], vm_details=params['vm_details'],
                    telemetry_lines=params['telemetry_lines'], telemetry_vm=params['telemetry_vm'],
                    telemetry_source=params['telemetry_source'], telemetry_exclude=params['telemetry_exclude'])

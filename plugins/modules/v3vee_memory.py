@@ -74,6 +74,15 @@ options:
     type: list
     elements: str
     default: []
+  timeout:
+    description:
+      - Seconds each V(v3_mem) call may run. Past it the call's process group is killed (SIGTERM, then SIGKILL
+        after 2 seconds), C(v3-mem<N>) is read again and the task fails naming the call, how long it ran and the
+        pools found; calls already made stay made and C(changed) says so.
+      - Longer than O(v3vee.palacios.v3vee_vm#module:timeout)'s default because hot-removing memory migrates the
+        pages in use out of each block first, which can take long on a busy host.
+    type: int
+    default: 120
 extends_documentation_fragment:
   - v3vee.palacios.common
   - v3vee.palacios.common.ATTRIBUTES
@@ -217,6 +226,7 @@ def memory_argument_spec():
         method=dict(type='str', default='hotremove', choices=list(METHODS)),
         below_4g=dict(type='bool', default=False),
         freed_vms=dict(type='list', elements='str', default=[]),
+        timeout=dict(type='int', default=120),
     )
 
 
@@ -246,7 +256,7 @@ def main():
         target = {'per_node': params['node_mb']}
 
     def converge(session, store):
-        host = MemoryHost(session.host.tools, session.host.reader, session.settings.palacios_dir)
+        host = MemoryHost(session.host.tools, session.host.reader, session.settings.palacios_dir, params['timeout'])
         info, zones = host.observe()
         if module.check_mode and params['freed_vms']:
             zones = freed_zones(session.host.reader.snapshot(memory=True), params['freed_vms'])
@@ -282,7 +292,7 @@ def main():
             'diff': {'before': {'reserved_mb': before_mb}, 'after': {'reserved_mb': after_mb}},
         }
 
-    run_module(module, converge)
+    run_module(module, converge, timeout=params['timeout'])
 
 
 if __name__ == '__main__':

@@ -217,7 +217,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, argument_spec
 from ansible_collections.v3vee.palacios.plugins.module_utils.facts import gather
 from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
-from ansible_collections.v3vee.palacios.plugins.module_utils.tools import module_runner
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
 
 
 def info_argument_spec():
@@ -233,7 +233,7 @@ def main():
     try:
         settings = Settings.resolve(params)
         with HostLock(settings.lock_path, settings.lock_timeout, shared=True):
-            facts = gather(settings, module_runner(module), subsets=('vms',), vm_details=params['vm_details'])
+            facts = gather(settings, subprocess_runner, subsets=('vms',), vm_details=params['vm_details'])
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
     for problem in facts['problems']:

@@ -97,7 +97,10 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for each wave to show in the proc directory.
+    description:
+      - Seconds to wait for each wave to show in the proc directory.
+      - It is also each v3 tool run's deadline (V(v3_create) gets one more second per 16 MB of the image, or of the
+        XML and its C(<file>)s, that it reads); see the notes.
     type: int
     default: 60
 extends_documentation_fragment:

@@ -2629,6 +2629,9 @@ def run_tool(sim, tool, argv0, args):
     if fault and fault["kind"] == "crash":
         die_by_signal()
     if fault and fault["kind"] == "hang":
+        # The hang comes before the tool acts: killed during it, the tool has changed nothing.
+        if fault.get("ignore_sigterm"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends it (the kill path)
         time.sleep(fault.get("seconds", 0))
     try:
         return TOOL_FUNCS[tool](sim, tool, argv0, args)
@@ -2661,7 +2664,9 @@ Simulator-only controls of a simulated Palacios host (never a real tool name).
   unload            rmmod v3vee
   reboot            power-cycle the simulated host; then load per boot config and run
                     ROOT/boot.d/* in name order
-  fault add TOOL refuse|crash|hang [--seconds N] [--count K]
+  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--ignore-sigterm]
+                    hang: sleep N s before acting (killed then, it changed nothing);
+                    --ignore-sigterm: and ignore SIGTERM meanwhile
   fault clear [TOOL]
   fault list [--json]
   vm-error SLOT     make a VM's vcores fail (state ERROR)
@@ -2948,15 +2953,21 @@ def cmd_fault(sim, args):
     action, args = args[0], args[1:]
     with sim.locked():
         if action == "add":
+            ignore_sigterm = pop_flag(args, "--ignore-sigterm")
             values, rest = pop_opts(args, ("--seconds", "--count"))
             if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang"):
                 return control_error("usage: v3sim fault add TOOL refuse|crash|hang [--seconds N] [--count K]"
-                                     " (TOOL one of %s)" % ", ".join(TOOLS), 2)
+                                     " [--ignore-sigterm] (TOOL one of %s)" % ", ".join(TOOLS), 2)
+            if ignore_sigterm and rest[1] != "hang":
+                return control_error("--ignore-sigterm goes with a hang fault", 2)
             count = int_arg(values, "--count") if "--count" in values else 1
             seconds = float(values.get("--seconds", "0"))
             if count < 1 or seconds < 0:
                 return control_error("--count must be >= 1 and --seconds >= 0", 2)
-            sim.faults.setdefault(rest[0], []).append({"kind": rest[1], "count": count, "seconds": seconds})
+            fault = {"kind": rest[1], "count": count, "seconds": seconds}
+            if ignore_sigterm:
+                fault["ignore_sigterm"] = True
+            sim.faults.setdefault(rest[0], []).append(fault)
             sim.save_state()
         elif action == "clear":
             if len(args) > 1 or (args and args[0] not in TOOLS):
@@ -2973,7 +2984,8 @@ def cmd_fault(sim, args):
         else:
             for tool, queue in sorted(faults.items()):
                 for fault in queue:
-                    say("%s %s count=%d seconds=%g" % (tool, fault["kind"], fault["count"], fault["seconds"]))
+                    flags = " ignore-sigterm" if fault.get("ignore_sigterm") else ""
+                    say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"], flags))
     return 0
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import BIOS_XML, TOOLS, V3SIM, install
 
 
@@ -229,3 +231,41 @@ def test_every_tool_run_is_logged_with_its_argv(loaded):
     loaded.ok("v3sim", "status")                       # controls are not tools: not logged
     with open(os.path.join(loaded.root, "tools.log")) as fh:
         assert [json.loads(line) for line in fh] == [["v3_mem", "-a", "128"], ["v3_mem_reset", "-f"], ["v3_free", "7"]]
+
+
+def _hang(ready, *flags):
+    """Start `v3_launch /dev/v3-vm0` under a 30 s hang fault; returns the process once it hangs."""
+    ready.create("vm1")
+    ready.ok("v3sim", "fault", "add", "v3_launch", "hang", "--seconds", "30", *flags)
+    proc = subprocess.Popen([os.path.join(ready.bin, "v3_launch"), "/dev/v3-vm0"], env=ready.env, cwd=ready.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while ready.status()["faults"] and time.time() < deadline:   # consumed when the tool starts
+        time.sleep(0.05)
+    time.sleep(0.3)                                               # past installing its signal handling
+    return proc
+
+
+def test_a_tool_killed_during_a_hang_fault_has_changed_nothing(ready):
+    proc = _hang(ready)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == -signal.SIGTERM
+    assert [(e["name"], e["state"]) for e in ready.status()["vms"]] == [("vm1", "stopped")]
+
+
+def test_a_hang_fault_with_ignore_sigterm_survives_sigterm_and_dies_by_sigkill(ready):
+    ready.ok("v3sim", "fault", "add", "v3_stop", "hang", "--ignore-sigterm", "--seconds", "1")
+    assert ready.ok("v3sim", "fault", "list") == "v3_stop hang count=1 seconds=1 ignore-sigterm\n"
+    ready.ok("v3sim", "fault", "clear")
+    proc = _hang(ready, "--ignore-sigterm")
+    proc.send_signal(signal.SIGTERM)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1)
+    proc.kill()
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert [(e["name"], e["state"]) for e in ready.status()["vms"]] == [("vm1", "stopped")]
+
+
+def test_ignore_sigterm_only_goes_with_a_hang_fault(host):
+    res = host.run("v3sim", "fault", "add", "v3_stop", "refuse", "--ignore-sigterm")
+    assert res.returncode == 2 and b"--ignore-sigterm goes with a hang fault" in res.stderr

@@ -40,8 +40,9 @@ class _Capture(object):
         pass
 
 
-def in_process_runner(argv, cwd=None, env_update=None):
-    """Same contract as tools.subprocess_runner, without a process per tool."""
+def in_process_runner(argv, cwd=None, env_update=None, timeout=None):
+    """Same contract as tools.subprocess_runner, without a process per tool (so without its
+    deadline: hang faults need Sim)."""
     capture, saved_env, saved_cwd = _Capture(), dict(os.environ), os.getcwd()
     v3sim.IO = capture
     try:

@@ -214,10 +214,10 @@ def test_memory_taken_between_the_check_and_v3_create_is_reported_as_the_crash_i
     sim.ok('v3_mem', '-a', 128)
     thief_xml, late_xml = sim.xml('thief', 128), sim.xml('late', 128)
 
-    def racing_runner(argv, cwd=None, env_update=None):
+    def racing_runner(argv, cwd=None, env_update=None, timeout=None):
         if argv[0].endswith('/v3_create'):
             sim.ok('v3_create', '-b', thief_xml, 'thief')
-        return subprocess_runner(argv, cwd=cwd, env_update=env_update)
+        return subprocess_runner(argv, cwd=cwd, env_update=env_update, timeout=timeout)
     host = sim.host()
     host.tools.runner = racing_runner
     store = InventoryStore(sim.settings.inventory_path)

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import kmsg
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import ToolTimeout
 
 # The printk formats of linux_module/palacios.h and palacios-stubs.c palacios_print_scoped.
 DMESG = [
@@ -192,3 +193,16 @@ def test_vm_filter_is_applied_to_every_source(tmp_path):
     path = _log(tmp_path / 'kmsg.log', DMESG)
     result = kmsg.collect(Runner({}), vm='web1', kernel_log=path)
     assert [m['vcore'] for m in result['messages']] == [None, 0] and result['vm'] == 'web1'
+
+
+def test_a_hung_journalctl_is_killed_and_dmesg_answers():
+    class Hanging(Runner):
+        def __call__(self, argv, cwd=None, env_update=None):
+            if argv[0].endswith('journalctl'):
+                self.calls.append(argv)
+                raise ToolTimeout(argv, 60, 62.0, 'SIGKILL', '', '', 4242)
+            return Runner.__call__(self, argv, cwd=cwd, env_update=env_update)
+    runner = Hanging({'dmesg': (0, '[ 1.0] palacios (pcore 0): d\n', '')})
+    result = kmsg.collect(runner, which=_which(['journalctl', 'dmesg']), syslog_files=())
+    assert result['source'] == 'dmesg' and len(runner.calls) == 2
+    assert 'journalctl did not finish within its deadline of 60s' in result['tried'][0]
