@@ -150,3 +150,12 @@ def install_template(tmp_path_factory):
 def new_sim(template, path):
     shutil.copytree(str(template), str(path), symlinks=True)
     return Sim(path)
+
+
+def loaded_sim(template, path, pools=2):
+    """A copy of `template` with the module loaded and `pools` pools of 128 MB reserved."""
+    sim = new_sim(template, path)
+    sim.ok('v3sim', 'load')
+    for _pool in range(pools):
+        sim.ok('v3_mem', '-a', 128)
+    return sim

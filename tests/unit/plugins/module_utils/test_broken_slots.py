@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from simhost import install_template, new_sim
+from simhost import install_template, loaded_sim, new_sim
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import facts
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
@@ -30,10 +30,7 @@ def template(tmp_path_factory):
 def ghost(template, tmp_path):
     """Two 128 MB pools held by a stopped VM (slot 0) and a running one (slot 1); then a person's
     v3_create of 'fresh' crashed the kernel and left slot 2 broken."""
-    sim = new_sim(template, tmp_path / 'host')
-    sim.ok('v3sim', 'load')
-    sim.ok('v3_mem', '-a', 128)
-    sim.ok('v3_mem', '-a', 128)
+    sim = loaded_sim(template, tmp_path / 'host')
     xml = sim.xml('vm', 128)
     sim.ok('v3_create', '-b', xml, 'a')
     sim.ok('v3_create', '-b', xml, 'b')

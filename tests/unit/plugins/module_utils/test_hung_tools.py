@@ -4,7 +4,7 @@ and the state found; in a batch (recover) the other VMs still converge."""
 import time
 
 import pytest
-from simhost import install_template, new_sim
+from simhost import install_template, loaded_sim
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory_run import InventoryRun
@@ -24,10 +24,7 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def sim(template, tmp_path):
-    sim = new_sim(template, tmp_path / 'host')
-    sim.ok('v3sim', 'load')
-    sim.ok('v3_mem', '-a', 128)
-    sim.ok('v3_mem', '-a', 128)
+    sim = loaded_sim(template, tmp_path / 'host')
     return sim
 
 

@@ -4,7 +4,7 @@ VM stays UNKNOWN past its timeout. Against the simulator, whose reset window the
 import time
 
 import pytest
-from simhost import install_template, new_sim
+from simhost import install_template, loaded_sim
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore, new_record
@@ -19,10 +19,7 @@ def template(tmp_path_factory):
 @pytest.fixture
 def resetting(template, tmp_path):
     """A running VM 'web' (recorded, desired running) and a function that resets it for `seconds`."""
-    sim = new_sim(template, tmp_path / 'host')
-    sim.ok('v3sim', 'load')
-    sim.ok('v3_mem', '-a', 128)
-    sim.ok('v3_mem', '-a', 128)
+    sim = loaded_sim(template, tmp_path / 'host')
     xml = sim.xml('web', 64)
     store = InventoryStore(sim.settings.inventory_path)
     with store.transaction():
