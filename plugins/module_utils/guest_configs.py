@@ -252,6 +252,9 @@ def converge_all_with_configs(configs, store, wanted, converge):
     a failed job's record is what the store holds). Each job's result gains `guest_configs`."""
     staged = _stage(configs, store, wanted)
     jobs = converge()
+    for job in jobs:
+        if job.name not in staged:  # a VM exclusive took away: its inline config goes with it
+            staged[job.name] = ([job.record.get('config') if job.record else None], None)
     after = {}
     for job in jobs:
         if job.error is not None:

@@ -384,7 +384,8 @@ def batch_result(jobs):
     for job in jobs:
         result = job.result
         item = {'name': job.name, 'changed': result['changed'], 'steps': result['steps'], 'vm': result['vm'],
-                'unlisted': job.unlisted, 'error': str(job.error) if job.error is not None else None}
+                'unlisted': job.unlisted, 'error': str(job.error) if job.error is not None else None,
+                'guest_configs': result.get('guest_configs', {'written': [], 'removed': []})}
         items.append(item)
         if job.error is not None:
             errors.append({'name': job.name, 'msg': str(job.error)})

@@ -191,6 +191,12 @@ vms:
       description: Why this VM failed, or null.
       type: str
       sample: null
+    guest_configs:
+      description:
+        - Files of the managed directory written or removed for this VM's O(vms[].config_xml) (in check mode, that would
+          be), as RV(v3vee.palacios.v3vee_vm#module:guest_configs); lists C(written) and C(removed).
+      type: dict
+      sample: {written: [/var/lib/v3vee/configs/web3-3f2a9c0d1e4b5a67.xml], removed: []}
 summary:
   description: Counts for the run.
   returned: always
