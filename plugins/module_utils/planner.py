@@ -157,9 +157,9 @@ def plan_vm(name, observed, record, definition, desired, force=False, recreate=F
     elif target is None:
         if observed != 'none':
             raise V3veeError('VM %r is in the kernel but not in the inventory (the GUI\'s "not in inventory"). '
-                             'Give image or config (what it was created from) to adopt it.' % name)
+                             'Give image, config or config_xml (what it was created from) to adopt it.' % name)
         raise V3veeError('VM %r does not exist (neither in the kernel nor in the inventory). To define it, give '
-                         'image or config.' % name)
+                         'image, config or config_xml.' % name)
 
     recreated = False
     if changed and observed in KERNEL_DESIRED and desired in ('present',) + KERNEL_DESIRED:

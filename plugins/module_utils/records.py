@@ -113,7 +113,7 @@ def plan_records(items, store, guests, force=False):
             results.append(result)
             continue
         if before is None and item.get('definition') is None:
-            raise V3veeError('VM %r is not in the inventory: give image or config to define it.' % name)
+            raise V3veeError('VM %r is not in the inventory: give image, config or config_xml to define it.' % name)
         after, drift = define(name, before, item.get('definition'), guests)
         action = 'unchanged'
         if before is None:

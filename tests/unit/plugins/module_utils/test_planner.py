@@ -132,7 +132,7 @@ def test_adoption_keeps_the_kernel_state_as_desired_state():
 
 
 def test_unknown_vm_without_definition_fails():
-    with pytest.raises(V3veeError, match='give image or config'):
+    with pytest.raises(V3veeError, match='give image, config or config_xml'):
         planner.plan_vm('vm', 'none', None, None, 'running')
 
 

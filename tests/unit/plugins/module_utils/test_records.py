@@ -134,7 +134,7 @@ def test_active_vm_definition_cannot_change_in_the_inventory_alone():
 
 
 def test_unknown_name_without_definition_is_an_error():
-    with pytest.raises(V3veeError, match='give image or config'):
+    with pytest.raises(V3veeError, match='give image, config or config_xml'):
         rec.plan_records([item('web1')], staged(), [])
 
 
