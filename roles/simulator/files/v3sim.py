@@ -678,10 +678,13 @@ class Sim:
                     os.rmdir(self.proc_dir)
             return
         os.makedirs(self.proc_dir, exist_ok=True)
-        files = {"v3-guests": render_guests(self), "v3-guests-details": render_details(self),
-                 "v3-info": render_info(self)}
+        files = {"v3-guests-details": render_details(self), "v3-info": render_info(self)}
         for zone in self.module["zones"]:
             files["v3-mem%d" % zone["node"]] = render_mem(zone)
+        # v3-guests last: whoever sees a new state there (the file states are read from) then
+        # finds the details and pools at least as new. Each file is replaced atomically, the
+        # set is not (nor are two reads of the real /proc files).
+        files["v3-guests"] = render_guests(self)
         for name in os.listdir(self.proc_dir):
             if name not in files:
                 with contextlib.suppress(OSError):
