@@ -1,26 +1,17 @@
 """What every module's documentation must say, checked for all of them (new modules included)."""
-import ast
 import os
 
 import pytest
 import yaml
+from moddocs import ROOT, literal, module_doc
 
 from ansible_collections.v3vee.palacios.plugins.modules import v3vee_vm, v3vee_vm_info
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..')
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, 'plugins', 'modules'))
                  if name.endswith('.py') and not name.startswith('_'))
 
 
-def _literal(path, name):
-    for node in ast.walk(ast.parse(open(path).read())):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == name:
-            return yaml.safe_load(ast.literal_eval(node.value))
-    raise AssertionError('%s has no %s' % (path, name))
-
-
-def doc(module):
-    return _literal(os.path.join(ROOT, 'plugins', 'modules', module + '.py'), 'DOCUMENTATION')
+doc = module_doc
 
 
 @pytest.mark.parametrize('module', MODULES)
@@ -39,7 +30,7 @@ def test_every_module_is_in_the_action_group():
     ('v3vee_vm_info', v3vee_vm_info.info_argument_spec()),
 ])
 def test_documented_options_are_the_argument_spec(module, spec):
-    fragment = _literal(os.path.join(ROOT, 'plugins', 'doc_fragments', 'common.py'), 'DOCUMENTATION')
+    fragment = literal(os.path.join(ROOT, 'plugins', 'doc_fragments', 'common.py'), 'DOCUMENTATION')
     documented = dict(fragment['options'], **doc(module)['options'])
     assert sorted(documented) == sorted(spec)
     for name, option in spec.items():

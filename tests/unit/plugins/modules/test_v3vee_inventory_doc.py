@@ -1,23 +1,15 @@
-import ast
-import os
-
 import yaml
+from moddocs import module_doc
 
 from ansible_collections.v3vee.palacios.plugins.doc_fragments.common import ModuleDocFragment
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory_run import OPERATIONS
 from ansible_collections.v3vee.palacios.plugins.modules import v3vee_inventory
 
-MODULE = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'modules', 'v3vee_inventory.py')
 KEYS = ('type', 'default', 'choices', 'elements', 'required')
 
 
 def _docs():
-    tree = ast.parse(open(MODULE).read())
-    out = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id in ('DOCUMENTATION', 'EXAMPLES', 'RETURN'):
-            out[node.targets[0].id] = yaml.safe_load(ast.literal_eval(node.value))
-    return out
+    return dict((name, module_doc('v3vee_inventory', name)) for name in ('DOCUMENTATION', 'EXAMPLES', 'RETURN'))
 
 
 def _shape(options, sub='suboptions'):

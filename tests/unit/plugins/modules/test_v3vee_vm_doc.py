@@ -1,19 +1,10 @@
-import ast
-import os
-
-import yaml
+from moddocs import module_doc
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import planner
 
-MODULE = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'modules', 'v3vee_vm.py')
-
 
 def _doc():
-    tree = ast.parse(open(MODULE).read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == 'DOCUMENTATION':
-            return yaml.safe_load(ast.literal_eval(node.value))
-    raise AssertionError('no DOCUMENTATION')
+    return module_doc('v3vee_vm')
 
 
 def test_notes_matrix_equals_the_planner_table():

@@ -1,16 +1,12 @@
 """v3vee_vms input handling: what fails before any lock or tool, and the docs matching the argspec."""
-import ast
-import os
-
 import pytest
-import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from moddocs import module_doc
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.vmspec import vm_item_spec
 from ansible_collections.v3vee.palacios.plugins.modules import v3vee_vms
 
-MODULE = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'modules', 'v3vee_vms.py')
 
 
 def validate(vms):
@@ -71,11 +67,7 @@ def test_a_bad_definition_fails_naming_the_vm(tmp_path):
 
 
 def _doc():
-    tree = ast.parse(open(MODULE).read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == 'DOCUMENTATION':
-            return yaml.safe_load(ast.literal_eval(node.value))
-    raise AssertionError('no DOCUMENTATION')
+    return module_doc('v3vee_vms')
 
 
 def test_item_suboptions_are_documented_exactly_as_the_spec():
