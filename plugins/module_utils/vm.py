@@ -134,9 +134,9 @@ class Host(object):
                              observed=entry_dict(entry))
 
     # -- preflight ---------------------------------------------------------------------------
-    def preflight(self, name, plan, snap, entry, shape):
+    def preflight(self, name, plan, snap, shape):
         """Everything a real run would trip over, checked before any tool runs (so check mode
-        fails exactly where the real run would)."""
+        fails exactly where the real run would). `snap` already shows the batch's frees (_fit)."""
         if not plan.steps:
             return
         if not snap.loaded:
@@ -147,8 +147,7 @@ class Host(object):
             self.tools.which(STEP_TOOLS[step])
         if 'create' not in plan.steps:
             return
-        freed = entry is not None and 'free' in plan.steps
-        if len(snap.free_slots()) + (1 if freed else 0) < 1:
+        if not snap.free_slots():
             raise V3veeError('All 32 Palacios VM slots are in use; free a VM before creating %r.' % name)
         cpus = snap.info['cpus']
         if shape.vcores > cpus:
@@ -157,8 +156,6 @@ class Host(object):
         block = snap.block_size
         need = blocks_needed(shape.mem_bytes, block)
         have = snap.free_blocks()
-        if freed and entry.mem_bytes:
-            have += blocks_needed(entry.mem_bytes, block)
         if need > have:
             raise V3veeError('Not enough memory reserved for Palacios to create %r: it needs %d MB = %d block(s) '
                              'of %d MB, and the pools have %d free block(s). Reserve more with '
@@ -173,10 +170,7 @@ class Host(object):
             return None
         if 'create' not in plan.steps:
             return entry._replace(state=record_state(plan.final))
-        free = snap.free_slots()
-        if entry is not None and 'free' in plan.steps:
-            free = sorted(free + [entry.index])  # the lowest free slot is reused (1.1)
-        slot = free[0]
+        slot = snap.free_slots()[0]  # the lowest free slot, its own free included (_fit, 1.1)
         return VmEntry(slot, name, '/dev/v3-vm%d' % slot, record_state(plan.final), shape.vcores,
                        blocks_needed(shape.mem_bytes, snap.block_size), shape.mem_bytes, 'general')
 
@@ -286,7 +280,7 @@ class Host(object):
                 # The VM's own free is already in `view`: it gives back nothing more.
                 entry = None if create else job.entry
                 try:
-                    self.preflight(job.name, job.plan, view, entry, job.shape)
+                    self.preflight(job.name, job.plan, view, job.shape)
                 except V3veeError as err:
                     job.error = err
                     # The failed job does nothing, its free included, which this pass counted: plan again.
