@@ -8,7 +8,6 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.vmspec import vm_it
 from ansible_collections.v3vee.palacios.plugins.modules import v3vee_vms
 
 
-
 def validate(vms):
     return ArgumentSpecValidator(v3vee_vms.vms_argument_spec()).validate({'vms': vms})
 
