@@ -44,6 +44,9 @@ options:
     description:
       - Seconds to wait for the host lock (C(<inventory_path>.lock)). Every run that changes the host holds it
         for its whole duration, so concurrent playbooks cannot interleave v3 tool runs on one host.
+      - The wait ends within a few milliseconds of O(lock_timeout); the module then fails, having run nothing, with a
+        message that says another run holds the host lock, and returns the seconds it waited as C(lock_wait).
+        V(0) takes the lock only if it is free at once.
     type: int
     default: 60
 notes:

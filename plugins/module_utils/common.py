@@ -129,6 +129,9 @@ class Settings(object):
                 value = environ.get(env_name) or conf.get(conf_key) or default
             values[name] = value
         timeout = params.get('lock_timeout')
+        if timeout is not None and timeout < 0:
+            raise V3veeError('lock_timeout must be 0 or more seconds (0: take the host lock only if it is free '
+                             'now), not %s.' % timeout)
         values['lock_timeout'] = DEFAULT_LOCK_TIMEOUT if timeout is None else timeout
         values['host_conf'] = host_conf_path
         return cls(**values)

@@ -15,11 +15,31 @@ import time
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 
+# flock has no timeout: the wait is a non-blocking attempt repeated at growing intervals, never
+# longer than POLL_MAX and never past the deadline, so lock_timeout is kept to a few milliseconds.
+POLL_MIN = 0.005
+POLL_MAX = 0.05
+
+
+class LockTimeout(V3veeError):
+    """The host lock was not free within lock_timeout; `waited` says how long the run waited."""
+
+    def __init__(self, msg, waited):
+        super(LockTimeout, self).__init__(msg)
+        self.waited = waited
+
+    def fail_kwargs(self):
+        out = super(LockTimeout, self).fail_kwargs()
+        out['lock_wait'] = round(self.waited, 3)
+        return out
+
 
 class HostLock(object):
     """shared=True: a reader's lock. It waits for a run that changes the host (so the kernel and the
     inventory are read as that run left them, not half-way) and lets other readers in; it never
-    creates the lock file (no file: no run has changed this host through the collection)."""
+    creates the lock file (no file: no run has changed this host through the collection).
+
+    `waited`: the seconds spent waiting for the lock (0 when it was free)."""
 
     def __init__(self, path, timeout, shared=False):
         self.path = path
@@ -39,23 +59,35 @@ class HostLock(object):
             if not os.path.isdir(directory):
                 os.makedirs(directory, 0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        start = time.time()
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if time.time() - start >= self.timeout:
-                    os.close(fd)
-                    raise V3veeError('Another v3vee.palacios run holds the host lock %s; gave up after %ss. '
-                                     'Raise lock_timeout, or find the other run.' % (self.path, self.timeout))
-                time.sleep(0.1)
-        self.waited = time.time() - start
+        try:
+            self.waited = self._acquire(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         self.handle = fd
         return self
+
+    def _acquire(self, fd):
+        """Take the lock on fd by the deadline; returns the seconds waited."""
+        mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        start = time.monotonic()
+        deadline = start + max(self.timeout, 0)
+        pause = POLL_MIN
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                return time.monotonic() - start
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            now = time.monotonic()
+            if now >= deadline:
+                waited = now - start
+                raise LockTimeout('Another v3vee.palacios run holds the host lock %s; gave up after waiting %.1fs '
+                                  '(lock_timeout: %s). Raise lock_timeout, or find the other run (fuser -v %s lists the processes that have it open).'
+                                  % (self.path, waited, self.timeout, self.path), waited)
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, POLL_MAX)
 
     def __exit__(self, *exc):
         if self.handle is not None:

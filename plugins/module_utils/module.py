@@ -67,6 +67,7 @@ class HostSession(object):
                          wait=wait, timeout=timeout)
         self.store = InventoryStore(self.settings.inventory_path, readonly=module.check_mode)
         self.host_before = None
+        self.lock_wait = 0.0
         self.host.tools.before_first_run = self._remember_host
 
     def host_state(self):
@@ -97,7 +98,8 @@ class HostSession(object):
             with self.store.transaction():
                 yield self.store
             return
-        with HostLock(self.settings.lock_path, self.settings.lock_timeout):
+        with HostLock(self.settings.lock_path, self.settings.lock_timeout) as lock:
+            self.lock_wait = lock.waited
             with self.store.transaction():
                 yield self.store
 
@@ -106,6 +108,7 @@ class HostSession(object):
             self.module.warn(warning)
         result['commands'] = self.host.tools.commands
         result['duration'] = round(time.time() - self.started, 3)
+        result['lock_wait'] = round(self.lock_wait, 3)
         result['changed'] = bool(result.get('changed')) or changed
         if not self.module._diff:
             result.pop('diff', None)
@@ -118,7 +121,9 @@ class HostSession(object):
     def fail(self, err, changed):
         for warning in self.host.warnings:
             self.module.warn(warning)
-        self.module.fail_json(changed=changed, commands=self.host.tools.commands, **err.fail_kwargs())
+        kwargs = err.fail_kwargs()
+        kwargs.setdefault('lock_wait', round(self.lock_wait, 3))
+        self.module.fail_json(changed=changed, commands=self.host.tools.commands, **kwargs)
 
 
 def run_module(module, body, wait=True, timeout=60):

@@ -222,12 +222,15 @@ class Executor(object):
     def run_wave(self, step, jobs, guests=None):
         """Run `step` for every job, then verify them all; each /proc read serves the whole wave.
 
-        A job has name, current (its verified kernel entry) and, for create, create_args; the step
-        sets job.current to what /proc shows after it, or job.error. `guests`: a /proc read taken
+        A job has name, current (its verified kernel entry), ran (the step is appended once its tool
+        starts) and, for create, create_args; the step sets job.current to what /proc shows after
+        it, or job.error. `guests`: a /proc read taken
         since the last tool ran, against which each slot is re-checked before acting (slots are
-        reused, gotcha 10); None reads /proc now. Returns the last read, which can serve the next wave.
+        reused, gotcha 10) and each create's name (the kernel allows duplicate names: a VM made by
+        hand since the observation must not get a twin); None reads /proc now. Returns the last
+        read, which can serve the next wave.
         """
-        if guests is None and step != 'create':
+        if guests is None:
             guests = self.reader.guests()
         started = []
         for job in jobs:
@@ -272,7 +275,14 @@ class Executor(object):
     def _start(self, step, job, guests):
         """Run the step's tool for one job; returns (job, slot, ToolResult)."""
         if step == 'create':
+            twins = [entry for entry in guests if entry.name == job.name]
+            if twins:
+                raise V3veeError('VM %r appeared at %s after this run read the host (made outside the collection, '
+                                 'for example by v3_create by hand); not creating a second VM of that name (Palacios '
+                                 'allows duplicate names). Run again to manage it, or free it first.'
+                                 % (job.name, twins[0].device), observed=entry_dict(twins[0]))
             args, cwd = job.create_args
+            job.ran.append(step)
             result = self.tools.run('v3_create', args, self.create_deadline(job), cwd=cwd)
             if result.rc in SIGSEGV_CODES:
                 raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
@@ -288,6 +298,7 @@ class Executor(object):
             raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (job.name, slot, step))
         # free takes a plain decimal index: v3_free parses loosely (leading 0 = octal, junk = VM 0; gotcha 8).
         args = [str(slot)] if step == 'free' else [self.device(slot)]
+        job.ran.append(step)
         return job, slot, self.tools.run(STEP_TOOLS[step], args, self.timeout)
 
     @staticmethod

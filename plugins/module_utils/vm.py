@@ -61,7 +61,7 @@ class VmJob(object):
         self.record = self.entry = self.plan = self.before = self.current = self.after = None
         self.error = None
         self.result = None
-        self.ran = []                  # the steps a wave ran (or tried) for it
+        self.ran = []                  # the steps whose tool a wave started for it
 
     @property
     def create_args(self):
@@ -205,8 +205,6 @@ class Host(object):
             for step in WAVES:
                 wave = [job for job in jobs if job.error is None and step in job.plan.steps]
                 if wave:
-                    for job in wave:
-                        job.ran.append(step)
                     guests = self.executor.run_wave(step, wave, guests)
         self._finish(store, jobs)
         return jobs

@@ -546,6 +546,13 @@ guest_configs:
   type: dict
   version_added: 0.2.0
   sample: {written: [/var/lib/v3vee/configs/web2-3f2a9c0d1e4b5a67.xml], removed: []}
+lock_wait:
+  description:
+    - Seconds the run waited for the host lock (V(0) when it was free). Also returned when the run gives up after
+      O(lock_timeout), then at most a few milliseconds over it.
+  returned: always
+  type: float
+  sample: 0.0
 duration:
   description: Seconds the run took.
   returned: always

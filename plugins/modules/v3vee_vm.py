@@ -318,6 +318,13 @@ guest_configs:
       type: list
       elements: str
       sample: [/var/lib/v3vee/configs/web3-9a0b1c2d3e4f5061.xml]
+lock_wait:
+  description:
+    - Seconds the run waited for the host lock (V(0) when it was free). Also returned when the run gives up after
+      O(lock_timeout), then at most a few milliseconds over it.
+  returned: always
+  type: float
+  sample: 0.0
 duration:
   description: Seconds the run took.
   returned: always

@@ -81,6 +81,13 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+lock_wait:
+  description:
+    - Seconds the module waited for a run that changes the host (the host lock, shared) (V(0) when it was free). Also returned when the module gives up after
+      O(lock_timeout), then at most a few milliseconds over it.
+  returned: always
+  type: float
+  sample: 0.0
 module_loaded:
   description: Whether the Palacios kernel module is loaded. When it is not, recorded VMs are listed as V(inactive).
   returned: always
@@ -232,14 +239,15 @@ def main():
     params = module.params
     try:
         settings = Settings.resolve(params)
-        with HostLock(settings.lock_path, settings.lock_timeout, shared=True):
+        with HostLock(settings.lock_path, settings.lock_timeout, shared=True) as lock:
             facts = gather(settings, subprocess_runner, subsets=('vms',), vm_details=params['vm_details'])
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
     for problem in facts['problems']:
         module.warn(problem)
     vms = [vm for vm in facts['vms'] if params['name'] is None or vm['name'] == params['name']]
-    module.exit_json(changed=False, module_loaded=facts['module_loaded'], inventory=facts['inventory'], vms=vms)
+    module.exit_json(changed=False, module_loaded=facts['module_loaded'], inventory=facts['inventory'], vms=vms,
+                     lock_wait=round(lock.waited, 3))
 
 
 if __name__ == '__main__':

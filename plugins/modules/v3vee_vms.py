@@ -234,6 +234,13 @@ commands:
   type: list
   elements: list
   sample: [["/usr/local/bin/v3_create", "-b", "/srv/palacios/web.xml", "web1"], ["/usr/local/bin/v3_launch", "/dev/v3-vm0"]]
+lock_wait:
+  description:
+    - Seconds the run waited for the host lock (V(0) when it was free). Also returned when the run gives up after
+      O(lock_timeout), then at most a few milliseconds over it.
+  returned: always
+  type: float
+  sample: 0.0
 duration:
   description: Seconds the run took.
   returned: always

@@ -492,6 +492,7 @@ class Sim:
         self.host = None
         self.kernel = None
         self.faults = None
+        self.target = None      # (slot, name of the VM there) once this tool run reached a VM
 
     # ---- state -------------------------------------------------------------------
 
@@ -563,10 +564,15 @@ class Sim:
     # ---- faults --------------------------------------------------------------------
 
     def take_fault(self, tool, kinds):
-        """Consume one pending fault of ``kinds`` for ``tool`` (caller holds the lock)."""
+        """Consume one pending fault of ``kinds`` for ``tool`` (caller holds the lock); a fault
+        added with ``--after K`` lets the first K runs that would take it pass."""
         queue = self.faults.get(tool) or []
         for fault in queue:
             if fault["kind"] in kinds:
+                if fault.get("after"):
+                    fault["after"] -= 1
+                    self.save_state()
+                    return None
                 fault["count"] -= 1
                 if fault["count"] <= 0:
                     queue.remove(fault)
@@ -575,6 +581,11 @@ class Sim:
                 self.save_state()
                 return fault
         return None
+
+    def note_target(self, slot):
+        """Remember which VM this tool run reached (for ROOT/targets.log)."""
+        vm = self.vm(slot)
+        self.target = (slot, vm["name"] if vm else None)
 
     def kernel_refuses(self, tool, what):
         """An injected ``refuse`` fault: the kernel turns the operation down."""
@@ -1290,6 +1301,7 @@ def kernel_create(sim, tool, img, name_arg):
         sim.klog("Palacios: Error creating guest")
         return -1
     mod["vms"][str(slot)] = vm
+    sim.note_target(slot)
     return slot
 
 
@@ -1300,6 +1312,7 @@ def kernel_free(sim, tool, idx):
         sim.klog("Invalid VM index: %d" % signed)
         return -1
     vm = sim.vm(idx)
+    sim.note_target(idx)
     if vm is None:
         sim.klog("No VM at index %d" % signed)
         return -1
@@ -1909,6 +1922,7 @@ def vm_ioctl(sim, target, cmd, handler):
     """ioctl on an opened device: a VM device runs the handler; the control device does
     not know VM ioctls (-EINVAL); any other file is not a tty device (-ENOTTY)."""
     if target[0] == "vm":
+        sim.note_target(target[1])
         return handler(target[1])
     if target[0] == "ctrl":
         sim.klog("\tUnhandled global ctrl cmd: %d" % cmd)
@@ -2621,11 +2635,40 @@ def log_tool(sim, tool, args):
             os.close(fd)
 
 
+def log_target(sim, tool, args):
+    """ROOT/targets.log: one JSON object per tool run that reached a VM -- its argv, the slot and
+    the name of the VM there when the tool acted, and $V3SIM_CALLER -- so tests can prove that a
+    run acted only on the VMs it meant, whatever ran in between (tools.log is written before the
+    tool waits for the state lock, so it cannot tell what a slot held when the tool acted)."""
+    if sim.target is None:
+        return
+    entry = {"argv": [tool] + [os.fsdecode(a) for a in args], "slot": sim.target[0], "vm": sim.target[1],
+             "caller": os.environ.get("V3SIM_CALLER")}
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.join(sim.root, "targets.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, os.fsencode(json.dumps(entry, sort_keys=True) + "\n"))
+        finally:
+            os.close(fd)
+
+
+def run_hook(sim, hook):
+    """A ``hook`` fault: other tool runs, as a person at the console would make them, before this
+    tool acts (after its caller last read /proc): each command's tool from ROOT/bin, bounded."""
+    import subprocess
+    env = dict(os.environ, V3VEE_SIM_ROOT=sim.root, V3SIM_CALLER="hook")
+    for command in hook["run"]:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run([os.path.join(sim.bin_dir, command[0])] + command[1:], env=env, check=False, timeout=60,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_tool(sim, tool, argv0, args):
-    """One tool invocation: a hung host or injected crash/hang faults first, then the tool."""
+    """One tool invocation: a hung host or injected crash/hang faults first, then hooks, then the tool."""
     with sim.locked():
         hung = sim.kernel.get("hung")
         fault = None if hung else sim.take_fault(tool, ("crash", "hang"))
+        hook = None if hung else sim.take_fault(tool, ("hook",))
     if hung:
         IO.err(HUNG_MESSAGE % hung)
         return HUNG_EXIT
@@ -2636,10 +2679,14 @@ def run_tool(sim, tool, argv0, args):
         if fault.get("ignore_sigterm"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends it (the kill path)
         time.sleep(fault.get("seconds", 0))
+    if hook:
+        run_hook(sim, hook)
     try:
         return TOOL_FUNCS[tool](sim, tool, argv0, args)
     except ToolExit as done:
         return done.code
+    finally:
+        log_target(sim, tool, args)
 
 
 # --------------------------------------------------------------------------------------
@@ -2667,9 +2714,13 @@ Simulator-only controls of a simulated Palacios host (never a real tool name).
   unload            rmmod v3vee
   reboot            power-cycle the simulated host; then load per boot config and run
                     ROOT/boot.d/* in name order
-  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--ignore-sigterm]
+  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--after K] [--ignore-sigterm]
                     hang: sleep N s before acting (killed then, it changed nothing);
-                    --ignore-sigterm: and ignore SIGTERM meanwhile
+                    --ignore-sigterm: and ignore SIGTERM meanwhile;
+                    --after K: the first K runs of TOOL pass, the fault hits the next
+  fault add TOOL hook --run 'TOOL ARG... [; TOOL ARG...]' [--count K] [--after K]
+                    before TOOL acts, run those tools (ROOT/bin, V3SIM_CALLER=hook), as a
+                    person at the console would between the caller's read and its action
   fault clear [TOOL]
   fault list [--json]
   vm-error SLOT     make a VM's vcores fail (state ERROR)
@@ -2949,6 +3000,24 @@ def cmd_reboot(sim, args):
     return 0
 
 
+def hook_commands(text):
+    """'v3_free 1 ; v3_create img x' -> [["v3_free", "1"], ["v3_create", "img", "x"]], or None
+    when a command is not a v3 tool."""
+    import shlex
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";")
+    lexer.whitespace_split = True
+    commands = [[]]
+    for word in lexer:
+        if word == ";":
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    commands = [command for command in commands if command]
+    if not commands or any(command[0] not in TOOLS for command in commands):
+        return None
+    return commands
+
+
 def cmd_fault(sim, args):
     as_json = pop_flag(args, "--json")
     if not args or args[0] not in ("add", "clear", "list"):
@@ -2957,19 +3026,31 @@ def cmd_fault(sim, args):
     with sim.locked():
         if action == "add":
             ignore_sigterm = pop_flag(args, "--ignore-sigterm")
-            values, rest = pop_opts(args, ("--seconds", "--count"))
-            if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang"):
-                return control_error("usage: v3sim fault add TOOL refuse|crash|hang [--seconds N] [--count K]"
-                                     " [--ignore-sigterm] (TOOL one of %s)" % ", ".join(TOOLS), 2)
+            values, rest = pop_opts(args, ("--seconds", "--count", "--after", "--run"))
+            if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang", "hook"):
+                return control_error("usage: v3sim fault add TOOL refuse|crash|hang|hook [--seconds N] [--count K]"
+                                     " [--after K] [--ignore-sigterm] [--run COMMANDS] (TOOL one of %s)"
+                                     % ", ".join(TOOLS), 2)
             if ignore_sigterm and rest[1] != "hang":
                 return control_error("--ignore-sigterm goes with a hang fault", 2)
+            if ("--run" in values) != (rest[1] == "hook"):
+                return control_error("a hook fault needs --run 'TOOL ARG... [; TOOL ARG...]', and only it", 2)
             count = int_arg(values, "--count") if "--count" in values else 1
+            after = int_arg(values, "--after") if "--after" in values else 0
             seconds = float(values.get("--seconds", "0"))
-            if count < 1 or seconds < 0:
-                return control_error("--count must be >= 1 and --seconds >= 0", 2)
+            if count < 1 or after < 0 or seconds < 0:
+                return control_error("--count must be >= 1, --after >= 0 and --seconds >= 0", 2)
             fault = {"kind": rest[1], "count": count, "seconds": seconds}
+            if after:
+                fault["after"] = after
             if ignore_sigterm:
                 fault["ignore_sigterm"] = True
+            if "--run" in values:
+                commands = hook_commands(values["--run"])
+                if commands is None:
+                    return control_error("--run: every command is a v3 tool and its arguments, commands separated "
+                                         "by ';' (tools: %s)" % ", ".join(TOOLS), 2)
+                fault["run"] = commands
             sim.faults.setdefault(rest[0], []).append(fault)
             sim.save_state()
         elif action == "clear":
@@ -2988,6 +3069,8 @@ def cmd_fault(sim, args):
             for tool, queue in sorted(faults.items()):
                 for fault in queue:
                     flags = " ignore-sigterm" if fault.get("ignore_sigterm") else ""
+                    flags += " after=%d" % fault["after"] if fault.get("after") else ""
+                    flags += " run=%s" % " ; ".join(" ".join(c) for c in fault["run"]) if fault.get("run") else ""
                     say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"], flags))
     return 0
 
