@@ -197,6 +197,33 @@ def test_fault_usage_and_clear(host):
     assert host.ok("v3sim", "fault", "list") == ""
 
 
+def test_hook_fault_runs_tools_by_hand_before_the_nth_run_acts(ready):
+    ready.create("vm1")
+    ready.create("vm2")
+    ready.ok("v3sim", "fault", "add", "v3_launch", "hook", "--after", "1",
+             "--run", "v3_free 0; v3_create -b %s intruder" % BIOS_XML)
+    assert ready.ok("v3sim", "fault", "list") == (
+        "v3_launch hook count=1 seconds=0 after=1 run=v3_free 0 ; v3_create -b %s intruder\n" % BIOS_XML)
+    ready.ok("v3_launch", "/dev/v3-vm1")                 # the first run passes
+    assert [g[0] for g in ready.guests()] == ["vm1", "vm2"]
+    ready.ok("v3_launch", "/dev/v3-vm0")                 # the second: vm1 is freed, intruder takes slot 0 first
+    assert [g[:3] for g in ready.guests()] == [["intruder", "/dev/v3-vm0", "running"],
+                                               ["vm2", "/dev/v3-vm1", "running"]]
+    assert ready.status()["faults"] == {}
+    with open(os.path.join(ready.root, "targets.log")) as fh:
+        reached = [(e["caller"], e["argv"][0], e["slot"], e["vm"]) for e in map(json.loads, fh)]
+    assert reached == [(None, "v3_create", 0, "vm1"), (None, "v3_create", 1, "vm2"), (None, "v3_launch", 1, "vm2"),
+                       ("hook", "v3_free", 0, "vm1"), ("hook", "v3_create", 0, "intruder"),
+                       (None, "v3_launch", 0, "intruder")]
+
+
+@pytest.mark.parametrize("args", [["hook"], ["hook", "--run", "rm -rf /"], ["hook", "--run", ";"],
+                                  ["crash", "--run", "v3_free 0"], ["crash", "--after", "-1"]])
+def test_hook_fault_usage(host, args):
+    res = host.run("v3sim", "fault", "add", "v3_launch", *args)
+    assert res.returncode == 2 and host.status()["faults"] == {}
+
+
 def test_dmesg_prints_the_kernel_log_in_dmesg_style(loaded):
     out = loaded.ok("v3sim", "dmesg")
     lines = out.splitlines()
