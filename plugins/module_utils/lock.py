@@ -84,7 +84,8 @@ class HostLock(object):
             if now >= deadline:
                 waited = now - start
                 raise LockTimeout('Another v3vee.palacios run holds the host lock %s; gave up after waiting %.1fs '
-                                  '(lock_timeout: %s). Raise lock_timeout, or find the other run (fuser -v %s lists the processes that have it open).'
+                                  '(lock_timeout: %s). Raise lock_timeout, or find the other run (fuser -v %s '
+                                  'lists the processes that have it open).'
                                   % (self.path, waited, self.timeout, self.path), waited)
             time.sleep(min(pause, deadline - now))
             pause = min(pause * 2, POLL_MAX)
