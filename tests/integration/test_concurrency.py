@@ -135,14 +135,14 @@ class HandRunner(threading.Thread):
         self.host = host
         self.rng = random.Random(seed)
         self.done = threading.Event()
-        self.own = {}                     # name -> [slot, running?]
+        self.own = {}                     # name -> slot
         self.actions = 0
         self.error = None
 
     def run(self):
         try:
             self.act()
-        except AssertionError as err:     # a tool of theirs failed: the test reports it
+        except (AssertionError, ValueError) as err:   # a tool of theirs failed, or their VM moved: reported
             self.error = err
 
     def act(self):
@@ -153,20 +153,20 @@ class HandRunner(threading.Thread):
                 count += 1
                 name = '%sr%d' % (HAND, count)
                 proc = self.host.tool('v3_create', '-b', self.host.guest, name, caller='hand', check=False)
-                found = re.search(r'/dev/v3-vm(\d+)', proc.stdout)
+                found = re.search(r'/dev/v3-vm(\d+)$', proc.stdout.strip())
                 if found:
-                    self.own[name] = [int(found.group(1)), False]
+                    self.own[name] = int(found.group(1))
             else:
-                slot, running = self.own[name]
-                if running:
+                # Like a person: look at v3-guests, then act on their VM's slot.
+                slot = self.own[name]
+                (state,) = [g[2] for g in self.host.guests() if g[:2] == [name, '/dev/v3-vm%d' % slot]]
+                if state == 'running':
                     self.host.tool('v3_stop', '/dev/v3-vm%d' % slot, caller='hand')
                 elif self.rng.random() < 0.5:
                     self.host.tool('v3_launch', '/dev/v3-vm%d' % slot, caller='hand')
                 else:
                     self.host.tool('v3_free', str(slot), caller='hand')
                     del self.own[name]
-                    continue
-                self.own[name][1] = not running
             self.actions += 1
 
 
