@@ -219,6 +219,10 @@ def test_concurrent_runs_and_a_person_at_the_console(tmp_path):
     finally:
         hand.done.set()
         hand.join()
+        for proc in procs:                # a failed run's siblings do not outlive the test
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     elapsed = time.monotonic() - started
     assert hand.error is None, (hand.error, seed)
 
