@@ -36,9 +36,13 @@ class HostLock(object):
                 return self
         else:
             directory = os.path.dirname(self.path) or '.'
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, 0o700)
+                # O_NOFOLLOW: a symlink planted in its place would make us create or lock another file.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise V3veeError('Cannot open the host lock %s: %s. Nothing was run.' % (self.path, exc.strerror or exc))
         start = time.time()
         while True:
             try:

@@ -102,7 +102,7 @@ class HostSession(object):
                 yield self.store
 
     def exit(self, result, changed):
-        for warning in self.host.warnings:
+        for warning in self.store.warnings + self.host.warnings:
             self.module.warn(warning)
         result['commands'] = self.host.tools.commands
         result['duration'] = round(time.time() - self.started, 3)
@@ -116,7 +116,7 @@ class HostSession(object):
         self.module.exit_json(**result)
 
     def fail(self, err, changed):
-        for warning in self.host.warnings:
+        for warning in self.store.warnings + self.host.warnings:
             self.module.warn(warning)
         self.module.fail_json(changed=changed, commands=self.host.tools.commands, **err.fail_kwargs())
 
