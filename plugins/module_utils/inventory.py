@@ -104,7 +104,10 @@ class InventoryStore(object):
         # What the user should know (modes tightened, a backup made); the module reports them.
         self.warnings = []
         self.backup = None
+        # Modes tightened or the schema upgraded: changes that stay when the run's records are rolled back.
+        self.repaired = False
         self._identity = None
+        self._mode = FILE_MODE
 
     def _refuse(self, problem):
         return V3veeError('Inventory %s %s Nothing was read from or written to it.' % (self.path, problem))
@@ -157,6 +160,7 @@ class InventoryStore(object):
             chmod()
         except OSError as exc:
             raise self._refuse('cannot be made private: chmod %04o %s failed: %s.' % (wanted, path, exc.strerror or exc))
+        self.changed = self.repaired = True
         self.warnings.append('Tightened %s from mode %04o to %04o: the inventory is private to uid %d.'
                              % (path, mode, wanted, os.geteuid()))
 
@@ -180,13 +184,27 @@ class InventoryStore(object):
                 raise self._refuse('is owned by uid %d, not by uid %d that the modules run as: its records cannot be '
                                    'trusted. chown it if it is the inventory of this host.'
                                    % (info.st_uid, os.geteuid()))
-            mode = stat.S_IMODE(info.st_mode)
-            if mode & ~FILE_MODE:
-                self._tighten(self.path, mode, FILE_MODE, lambda: os.fchmod(fd, FILE_MODE))
             self._identity = (info.st_dev, info.st_ino)
+            self._mode = stat.S_IMODE(info.st_mode)
         finally:
             os.close(fd)
         return True
+
+    def _tighten_file(self):
+        """0600 for a database known to be ours (a file that is not ours is not touched at all)."""
+        if not self._mode & ~FILE_MODE:
+            return
+
+        def chmod():
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                info = os.fstat(fd)
+                if (info.st_dev, info.st_ino) != self._identity:
+                    raise OSError(errno.ESTALE, 'it was replaced')
+                os.fchmod(fd, FILE_MODE)
+            finally:
+                os.close(fd)
+        self._tighten(self.path, self._mode, FILE_MODE, chmod)
 
     def _create(self):
         """A new, empty database file, 0600 from the start; never through a planted symlink or over a file."""
@@ -230,6 +248,7 @@ class InventoryStore(object):
                 raise self._refuse('is damaged (SQLite quick_check: %s). Restore it from a backup.'
                                    % '; '.join(problems[:3]))
             self._migrate()
+            self._tighten_file()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise self._refuse('is not a usable SQLite database: %s.' % exc)
@@ -279,6 +298,7 @@ class InventoryStore(object):
             self._rollback()
             raise
         if self.backup:
+            self.changed = self.repaired = True
             self.warnings.append('Upgraded the inventory schema of %s from version %d to %d; the database as it was '
                                  'is kept in %s.' % (self.path, version, SCHEMA_VERSION, self.backup))
 
@@ -317,6 +337,7 @@ class InventoryStore(object):
         self.backup = path
 
     def _rollback(self):
+        self.changed = self.repaired  # the run's records are gone
         try:
             self.conn.execute('ROLLBACK')
         except sqlite3.Error:

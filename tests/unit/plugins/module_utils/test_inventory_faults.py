@@ -72,10 +72,12 @@ def test_another_applications_database_is_refused_and_left_as_it_is(tmp_path, ta
         conn.execute(statement)
     conn.commit()
     conn.close()
+    os.chmod(path, 0o644)
     before = read(path)
     with pytest.raises(V3veeError, match='not written by v3vee.palacios'):
         run_that_writes(path)
     assert read(path) == before
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # not ours: not even its mode is touched
 
 
 def test_a_newer_schema_is_refused_and_left_as_it_is(tmp_path):
@@ -278,3 +280,21 @@ def test_the_store_copy_of_a_database_is_usable(tmp_path):
     make_db(path, ['web1'])
     shutil.copy(path, path + '.restored')
     assert [r['name'] for r in inventory.InventoryStore(path + '.restored').all()] == ['web1']
+
+
+def test_a_run_whose_records_were_rolled_back_has_changed_nothing_but_the_modes(tmp_path):
+    path = str(tmp_path / 'i.db')
+    make_db(path)
+    os.chmod(path, 0o644)
+    store = inventory.InventoryStore(path)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put(record('new'))
+            raise RuntimeError('boom')
+    assert store.changed and store.repaired  # the mode was tightened: that stays
+    store = inventory.InventoryStore(path)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put(record('new'))
+            raise RuntimeError('boom')
+    assert not store.changed
