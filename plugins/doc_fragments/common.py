@@ -16,7 +16,7 @@ options:
       - Directory holding the Palacios v3 tools (V(v3_create), V(v3_launch), ...).
       - When not set, the environment variable E(V3VEE_TOOLS_DIR), then C(V3VEE_TOOLS_DIR) in the host
         settings file C(/etc/v3vee/host.conf) (path from E(V3VEE_HOST_CONF)), then the absolute entries of E(PATH),
-        C(/usr/local/bin), C(/usr/bin) and C(/opt/palacios/linux_usr) are used. Must be an absolute path: tools are
+        C(/usr/local/bin), C(/usr/bin) and C(/opt/palacios/linux_usr) are used. Must be an absolute path; tools are
         never looked up in the current directory or a relative E(PATH) entry.
       - When the module runs as root, a tool that a user other than root could change - the file, its directory or
         any directory or symlink on the way from C(/), group- or world-writable or owned by another user - is refused

@@ -15,8 +15,8 @@ import re
 import signal
 import time
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import (TOOL_SEARCH_DIRS, V3veeError, find_executable,
-                                                                             untrusted)
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import (
+    TOOL_SEARCH_DIRS, V3veeError, find_executable, untrusted)
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_RESULT, STEP_TOOLS
 
 CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')

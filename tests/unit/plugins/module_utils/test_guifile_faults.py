@@ -8,7 +8,9 @@ import pytest
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import guifile
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
-from smallfs import small_fs  # noqa: F401  (fixture)
+import smallfs
+
+small_fs = smallfs.small_fs  # the fixture
 
 OLD = b'web1,/home/u/web1.xml,,0,web1.img\n'
 NEW = OLD * 20000  # 700 KB: more than the small file system holds

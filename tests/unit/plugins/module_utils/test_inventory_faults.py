@@ -9,7 +9,9 @@ import pytest
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils import inventory
-from smallfs import small_fs  # noqa: F401  (fixture)
+import smallfs
+
+small_fs = smallfs.small_fs  # the fixture
 
 DEF = {'image': None, 'config': '/srv/a.xml', 'config_options': {'mem': '256'}}
 
