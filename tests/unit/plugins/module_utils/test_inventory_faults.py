@@ -300,3 +300,13 @@ def test_a_run_whose_records_were_rolled_back_has_changed_nothing_but_the_modes(
             store.put(record('new'))
             raise RuntimeError('boom')
     assert not store.changed
+
+
+def test_a_symlink_planted_as_the_lock_file_is_not_followed(tmp_path):
+    from ansible_collections.v3vee.palacios.plugins.module_utils.lock import HostLock
+    victim = tmp_path / 'victim'
+    os.symlink(str(victim), str(tmp_path / 'i.db.lock'))
+    with pytest.raises(V3veeError, match='Cannot open the host lock .*i.db.lock: Too many levels of symbolic links'):
+        with HostLock(str(tmp_path / 'i.db.lock'), timeout=1):
+            pass
+    assert not victim.exists()
