@@ -104,7 +104,8 @@ class InventoryStore(object):
         # What the user should know (modes tightened, a backup made); the module reports them.
         self.warnings = []
         self.backup = None
-        # Modes tightened or the schema upgraded: changes that stay when the run's records are rolled back.
+        # Modes tightened (in check mode: to be) or the schema upgraded: changes that stay when the
+        # run's records are rolled back.
         self.repaired = False
         self._identity = None
         self._mode = FILE_MODE
@@ -153,6 +154,8 @@ class InventoryStore(object):
 
     def _tighten(self, path, mode, wanted, chmod):
         if self.readonly:
+            # Check mode: predicted, so it reports changed as the real run will.
+            self.changed = self.repaired = True
             self.warnings.append('%s has mode %04o; a run that writes the inventory tightens it to %04o.'
                                  % (path, mode, wanted))
             return
@@ -376,7 +379,7 @@ class InventoryStore(object):
             # The engine records what /proc shows before it raises (a VM it created must stay in
             # the inventory even if a later step failed): keep those writes.
             try:
-                self._commit()
+                self._end()
             except V3veeError as lost:
                 err.msg += ' ' + lost.msg
             raise
@@ -388,10 +391,13 @@ class InventoryStore(object):
             self._rollback()
             raise
         else:
-            if self.readonly:
-                self.conn.execute('COMMIT')
-            else:
-                self._commit()
+            self._end()
+
+    def _end(self):
+        if self.readonly:
+            self._rollback()  # a reader has nothing to keep
+        else:
+            self._commit()
 
     @staticmethod
     def _row(row):

@@ -203,7 +203,7 @@ def test_modes_too_wide_are_tightened_and_reported(tmp_path):
     os.chmod(str(directory), 0o755)
     os.chmod(path, 0o644)
     check = inventory.InventoryStore(path, readonly=True).open()  # check mode: predicted, not done
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644 and len(check.warnings) == 2
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644 and len(check.warnings) == 2 and check.changed
     store = inventory.InventoryStore(path).open()
     assert stat.S_IMODE(os.stat(str(directory)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
