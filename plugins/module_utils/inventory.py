@@ -209,8 +209,26 @@ class InventoryStore(object):
                 os.close(fd)
         self._tighten(self.path, self._mode, FILE_MODE, chmod)
 
+    def _traces(self):
+        """What shows that this inventory existed: its journal, its backups, guest configs kept for it."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        base = os.path.basename(self.path)
+        found = sorted(name for name in os.listdir(directory)
+                       if name in (base + '-journal', base + '-wal') or name.startswith(base + '.bak-'))
+        configs = os.path.join(directory, 'configs')
+        if os.path.isdir(configs) and not os.path.islink(configs) and os.listdir(configs):
+            found.append('configs/')
+        return found
+
     def _create(self):
-        """A new, empty database file, 0600 from the start; never through a planted symlink or over a file."""
+        """A new, empty database file, 0600 from the start; never through a planted symlink or over a
+        file, and not where traces show a database that was deleted (a journal left there would even be
+        played into the new file)."""
+        traces = self._traces()
+        if traces:
+            raise self._refuse('is missing, yet its traces are beside it (%s): it was deleted or moved, and a new, '
+                               'empty one would lose every record. Put it back (a .bak- file is a copy of it), or '
+                               'remove those traces to start a new, empty inventory.' % ', '.join(traces))
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
         except OSError as exc:

@@ -1,6 +1,7 @@
 """Storage faults of the inventory database: each gives a clear error (or a safe, reported
 repair of modes), and the database file is never overwritten, truncated or re-created."""
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -310,3 +311,22 @@ def test_a_symlink_planted_as_the_lock_file_is_not_followed(tmp_path):
         with HostLock(str(tmp_path / 'i.db.lock'), timeout=1):
             pass
     assert not victim.exists()
+
+
+@pytest.mark.parametrize('trace', ['i.db-journal', 'i.db.bak-v1-20260101T000000Z', 'configs/web1-0123456789abcdef.xml'])
+def test_a_deleted_database_is_not_recreated_where_its_traces_are(tmp_path, trace):
+    path = str(tmp_path / 'i.db')
+    os.makedirs(str(tmp_path / 'configs'), 0o700)
+    with open(str(tmp_path / trace), 'wb') as handle:
+        handle.write(b'left over')
+    shown = 'configs/' if '/' in trace else trace
+    with pytest.raises(V3veeError, match=r'is missing, yet its traces are beside it \(%s\)' % re.escape(shown)):
+        run_that_writes(path)
+    assert not os.path.exists(path)
+    assert inventory.InventoryStore(path, readonly=True).all() == []  # a reader sees an empty inventory
+
+
+def test_a_new_inventory_is_created_where_there_is_none(tmp_path):
+    os.makedirs(str(tmp_path / 'configs'), 0o700)  # empty: no guest config was ever kept
+    run_that_writes(str(tmp_path / 'i.db'))
+    assert [r['name'] for r in inventory.InventoryStore(str(tmp_path / 'i.db')).all()] == ['new']
