@@ -15,8 +15,12 @@ options:
     description:
       - Directory holding the Palacios v3 tools (V(v3_create), V(v3_launch), ...).
       - When not set, the environment variable E(V3VEE_TOOLS_DIR), then C(V3VEE_TOOLS_DIR) in the host
-        settings file C(/etc/v3vee/host.conf) (path from E(V3VEE_HOST_CONF)), then E(PATH), C(/usr/local/bin),
-        C(/usr/bin) and C(/opt/palacios/linux_usr) are used.
+        settings file C(/etc/v3vee/host.conf) (path from E(V3VEE_HOST_CONF)), then the absolute entries of E(PATH),
+        C(/usr/local/bin), C(/usr/bin) and C(/opt/palacios/linux_usr) are used. Must be an absolute path; tools are
+        never looked up in the current directory or a relative E(PATH) entry.
+      - When the module runs as root, a tool that a user other than root could change - the file, its directory or
+        any directory or symlink on the way from C(/), group- or world-writable or owned by another user - is refused
+        before any tool runs.
     type: path
   proc_dir:
     description:
@@ -31,7 +35,10 @@ options:
     type: path
   inventory_path:
     description:
-      - The host's VM inventory, an SQLite database. Created with mode C(0600) in a C(0700) directory.
+      - The host's VM inventory, an SQLite database. Created with mode C(0600) in a C(0700) directory; wider modes
+        are tightened and said in a warning. A file that is damaged, another application's, of a newer schema, a
+        symlink or owned by another user is refused before any tool runs and never changed. Before a schema upgrade
+        the database is copied to C(<inventory_path>.bak-v<old version>-<UTC time>).
       - Guest configs given inline (C(config_xml)) are kept beside it, in C(configs/) of the same directory.
       - Falls back to E(V3VEE_INVENTORY_PATH), then the host settings file, then C(/var/lib/v3vee/inventory.db).
     type: path

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import stat
 
 HOST_CONF_DEFAULT = '/etc/v3vee/host.conf'
 DEFAULT_PROC_DIR = '/proc/v3vee'
@@ -32,12 +33,64 @@ SETTINGS = {
 
 
 def find_executable(name, dirs):
-    """The first executable file `name` in `dirs`, or None."""
+    """The first executable file `name` in `dirs`, or None. Relative directories (an empty or `.`
+    PATH entry is the current directory, wherever the module happens to run) are never searched."""
     for directory in dirs:
+        if not os.path.isabs(directory):
+            continue
         path = os.path.join(directory, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     return None
+
+
+def _writable_by_others(path, info):
+    if info.st_uid != 0:
+        return '%s is owned by uid %d' % (path, info.st_uid)
+    mode = stat.S_IMODE(info.st_mode)
+    # A sticky directory (/tmp) lets nobody replace an entry they do not own, and every entry on the
+    # way is checked to be root's. Group root's members are administrators.
+    if (stat.S_ISDIR(info.st_mode) and mode & stat.S_ISVTX) or stat.S_ISLNK(info.st_mode):
+        return None
+    if mode & 0o002:
+        return '%s is writable by every user (mode %04o)' % (path, mode)
+    if mode & 0o020 and info.st_gid != 0:
+        return '%s is writable by group %d (mode %04o)' % (path, info.st_gid, mode)
+    return None
+
+
+def untrusted(path):
+    """Why a user other than root could change what running `path` runs, or None: the file, and
+    every directory and symlink on the way from / to it (symlinks followed), must be root's and
+    writable by nobody else. For modules running as root: such a tool would run that user's code as root."""
+    parts = [p for p in path.split(os.sep) if p][::-1]
+    current = os.sep
+    links = 0
+    try:
+        problem = _writable_by_others(current, os.lstat(current))
+        while parts and problem is None:
+            part = parts.pop()
+            if part in ('', '.'):
+                continue
+            if part == '..':
+                current = os.path.dirname(current)
+                continue
+            following = os.path.join(current, part)
+            info = os.lstat(following)
+            problem = _writable_by_others(following, info)
+            if stat.S_ISLNK(info.st_mode):
+                links += 1
+                if links > 40:
+                    return '%s: too many levels of symlinks' % path
+                target = os.readlink(following)
+                if os.path.isabs(target):
+                    current = os.sep
+                parts.extend([p for p in target.split(os.sep) if p][::-1])
+            else:
+                current = following
+    except OSError as exc:
+        return 'cannot inspect %s: %s' % (path, exc.strerror or exc)
+    return problem
 
 
 class V3veeError(Exception):

@@ -12,10 +12,11 @@ the parser reports every such line with its number instead of guessing.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import binascii
+import errno
 import os
 import re
 import stat
-import tempfile
 import unicodedata
 from collections import namedtuple
 
@@ -147,40 +148,96 @@ def render(entries):
     return ''.join(format_line(e) + '\n' for e in entries).encode('utf-8')
 
 
+def _symlink_error(path):
+    return V3veeError('The GUI inventory file %s is a symlink; it is neither followed nor replaced (whoever can '
+                      'change the link could make this run read or overwrite another file). Name the real file '
+                      'instead.' % path)
+
+
 def read(path):
-    """The file's bytes, or None when it does not exist."""
+    """The file's bytes, or None when it does not exist. A symlink is refused, not followed: the
+    modules run as root and return what they read (diff, bad lines)."""
     try:
-        with open(path, 'rb') as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (IOError, OSError) as exc:
-        if not os.path.exists(path):
+        if exc.errno == errno.ENOENT:
             return None
+        if exc.errno == errno.ELOOP:
+            raise _symlink_error(path)
         raise V3veeError('Cannot read the GUI inventory file %s: %s' % (path, exc))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise V3veeError('The GUI inventory file %s is not a regular file.' % path)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b''.join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path, data, mode=0o644):
     """Replace `path` by `data` the way the GUI itself does (a temporary file in the same
     directory, then rename), so the GUI never reads a half-written file. An existing file keeps
-    its mode and (when we may) its owner."""
-    directory = os.path.dirname(path) or '.'
+    its mode and (when we may) its owner.
+
+    The directory may belong to another user (the GUI's user): the temporary file is created
+    with O_EXCL|O_NOFOLLOW and then only used through its descriptor, and every name is looked up
+    relative to the directory's descriptor, so nothing planted there is followed. On any failure
+    (read-only, full, ...) the temporary file is removed and `path` is left as it was."""
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
     try:
-        current = os.stat(path)
-    except OSError:
-        current = None
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise V3veeError('Cannot write the GUI inventory file %s: %s.' % (path, exc.strerror or exc))
+    tmp = None
     try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if current is not None:
-            os.chmod(tmp, stat.S_IMODE(current.st_mode))
-            if hasattr(os, 'geteuid') and os.geteuid() == 0:
-                os.chown(tmp, current.st_uid, current.st_gid)
-        else:
-            os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        try:
+            current = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            current = None
+        if current is not None and stat.S_ISLNK(current.st_mode):
+            raise _symlink_error(path)
+        if current is not None and not stat.S_ISREG(current.st_mode):
+            raise V3veeError('The GUI inventory file %s is not a regular file; it is left as it is.' % path)
+        while True:
+            tmp = '.%s.%s.tmp' % (base, binascii.hexlify(os.urandom(6)).decode('ascii'))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    tmp = None
+                    raise
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if current is not None:
+                os.fchmod(fd, stat.S_IMODE(current.st_mode))
+                if os.geteuid() == 0:
+                    os.fchown(fd, current.st_uid, current.st_gid)
+            else:
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        tmp = None
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass  # the file is replaced already; only its durability is the file system's now
+    except OSError as exc:
+        raise V3veeError('Cannot write the GUI inventory file %s: %s. It is left as it was.'
+                         % (path, exc.strerror or exc))
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+        os.close(dir_fd)

@@ -21,7 +21,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, find_executable
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, find_executable, untrusted
 
 MARKER = 'palacios (pcore '
 _MARKER_BYTES = MARKER.encode('ascii')
@@ -156,9 +156,14 @@ def _take(raw_lines, count, match, found):
 
 
 def find_command(name, path=None):
-    """Where `name` is on PATH (or the usual system directories); None if nowhere."""
+    """Where `name` is on PATH (or the usual system directories); None if nowhere. As root, a
+    command another user could change is passed over (it would run their code as root)."""
     dirs = [d for d in (path if path is not None else os.environ.get('PATH', '')).split(os.pathsep) if d]
-    return find_executable(name, dirs + [d for d in COMMAND_DIRS if d not in dirs])
+    for directory in dirs + [d for d in COMMAND_DIRS if d not in dirs]:
+        found = find_executable(name, [directory])
+        if found and (os.geteuid() != 0 or untrusted(found) is None):
+            return found
+    return None
 
 
 def _result(kind, lines, more, path=None, command=None):

@@ -51,14 +51,18 @@ class HostLock(object):
     def __enter__(self):
         if self.shared:
             try:
-                fd = os.open(self.path, os.O_RDONLY)
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
             except (IOError, OSError):
                 return self
         else:
             directory = os.path.dirname(self.path) or '.'
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, 0o700)
+                # O_NOFOLLOW: a symlink planted in its place would make us create or lock another file.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise V3veeError('Cannot open the host lock %s: %s. Nothing was run.' % (self.path, exc.strerror or exc))
         try:
             self.waited = self._acquire(fd)
         except BaseException:

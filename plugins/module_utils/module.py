@@ -79,11 +79,9 @@ class HostSession(object):
     def _remember_host(self):
         self.host_before = self.host_state()
 
-    def changed(self):
-        """Whether this run changed the inventory or the host so far, whatever the module planned:
-        a run that fails after a step took effect has changed the host."""
-        if self.store.changed:
-            return True
+    def host_changed(self):
+        """Whether this run changed the host so far, whatever the module planned: a run that fails
+        after a step took effect has changed the host."""
         if self.host_before is None:
             return False
         try:
@@ -104,7 +102,7 @@ class HostSession(object):
                 yield self.store
 
     def exit(self, result, changed):
-        for warning in self.host.warnings:
+        for warning in self.store.warnings + self.host.warnings:
             self.module.warn(warning)
         result['commands'] = self.host.tools.commands
         result['duration'] = round(time.time() - self.started, 3)
@@ -119,7 +117,7 @@ class HostSession(object):
         self.module.exit_json(**result)
 
     def fail(self, err, changed):
-        for warning in self.host.warnings:
+        for warning in self.store.warnings + self.host.warnings:
             self.module.warn(warning)
         kwargs = err.fail_kwargs()
         kwargs.setdefault('lock_wait', round(self.lock_wait, 3))
@@ -134,14 +132,15 @@ def run_module(module, body, wait=True, timeout=60):
         session = HostSession(module, wait=wait, timeout=timeout)
     except V3veeError as err:
         module.fail_json(**err.fail_kwargs())
-    changed = False
+    host_changed = False
     try:
         with session.locked() as store:
             try:
                 result = body(session, store)
             finally:
                 # Still under the lock: nobody else has touched the host since.
-                changed = session.changed()
+                host_changed = session.host_changed()
     except V3veeError as err:
-        session.fail(err, changed)
-    session.exit(result, changed)
+        # The inventory's part is known once its transaction ended: records it rolled back changed nothing.
+        session.fail(err, host_changed or session.store.changed)
+    session.exit(result, host_changed or session.store.changed)

@@ -15,7 +15,8 @@ import re
 import signal
 import time
 
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import TOOL_SEARCH_DIRS, V3veeError, find_executable
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import (
+    TOOL_SEARCH_DIRS, V3veeError, find_executable, untrusted)
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_RESULT, STEP_TOOLS
 
 CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')
@@ -127,22 +128,38 @@ class Tools(object):
         self.settings = settings
         self.runner = runner
         self.commands = []
+        self.trusted = set()  # tool paths checked (as root) in this run
         # Called once, before the first tool runs: every tool a module runs may change the host,
         # so the session remembers what the host looked like (see module.HostSession).
         self.before_first_run = None
 
     def search_dirs(self):
+        """Only absolute directories: the configured one, else PATH's absolute entries and the usual
+        install directories (never the current directory, where a module runs is anyone's guess)."""
         if self.settings.tools_dir:
+            if not os.path.isabs(self.settings.tools_dir):
+                raise V3veeError('tools_dir %r is not an absolute path; the v3 tools are looked up only in absolute '
+                                 'directories, never relative to the current directory.' % self.settings.tools_dir)
             return [self.settings.tools_dir]
-        return [d for d in os.environ.get('PATH', '').split(os.pathsep) if d] + list(TOOL_SEARCH_DIRS)
+        dirs = absolute_path_dirs()
+        return dirs + [d for d in TOOL_SEARCH_DIRS if d not in dirs]
 
     def find(self, tool):
         """Path of the tool, or None."""
         return find_executable(tool, self.search_dirs())
 
     def which(self, tool):
+        """Path of the tool. As root, a tool that another user could change is refused before anything runs."""
         path = self.find(tool)
         if path is not None:
+            if os.geteuid() == 0 and path not in self.trusted:
+                problem = untrusted(path)
+                if problem:
+                    raise V3veeError('Refusing to run %s as root: %s, so another user could change what runs as root. '
+                                     'Make it and every directory on its way root\'s and writable only by root '
+                                     '(chown root:root, chmod go-w), or install the v3 tools where only root can '
+                                     'write (tools_dir).' % (path, problem), tool=tool)
+                self.trusted.add(path)
             return path
         dirs = self.search_dirs()
         raise V3veeError('Palacios tool %s not found (looked in %s). Install the v3 tools (role '
@@ -153,9 +170,9 @@ class Tools(object):
         # Ansible runs modules in a non-login shell (observed 10): no /etc/profile.d, so the
         # tool directory (v3_mem -r offline runs `v3_mem` through PATH) and PALACIOS_DIR are
         # set explicitly.
-        env = {'LC_ALL': 'C'}
+        env = {'LC_ALL': 'C', 'PATH': os.pathsep.join(absolute_path_dirs() or ['/usr/bin', '/bin'])}
         if self.settings.tools_dir:
-            env['PATH'] = self.settings.tools_dir + os.pathsep + os.environ.get('PATH', '/usr/bin:/bin')
+            env['PATH'] = self.settings.tools_dir + os.pathsep + env['PATH']
         if self.settings.palacios_dir:
             env['PALACIOS_DIR'] = self.settings.palacios_dir
         return env
@@ -168,6 +185,12 @@ class Tools(object):
         self.commands.append(argv)
         rc, out, err = self.runner(argv, cwd=cwd, env_update=self.env(), timeout=timeout)
         return ToolResult(argv, rc, out, err)
+
+
+def absolute_path_dirs():
+    """PATH's absolute entries: what the tools inherit and where they are looked up (a relative
+    entry would make what runs depend on the current directory)."""
+    return [d for d in os.environ.get('PATH', '').split(os.pathsep) if os.path.isabs(d)]
 
 
 def tool_error(msg, result, observed=None, hint=None):

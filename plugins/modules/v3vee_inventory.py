@@ -172,8 +172,10 @@ options:
         reported in RV(gui_export.skipped).
       - The file is written only when its content changes, atomically (a temporary file in the same
         directory, then a rename, as the GUI does); an existing file keeps its mode and owner, a new one gets
-        mode C(0644). The directory must exist. The GUI does not lock the file - do not save from the GUI while
-        a playbook exports.
+        mode C(0644). The directory must exist. When the write fails (read-only or full file system), the file
+        is left as it was. A symlink at the path is refused, never followed or replaced (the same for
+        O(gui_import)), because the module runs as root and the GUI file's directory usually belongs to a user.
+        The GUI does not lock the file - do not save from the GUI while a playbook exports.
       - The same path as O(gui_import) synchronises both ways (import first, export last); then the file
         need not exist yet.
     type: path
