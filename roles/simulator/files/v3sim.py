@@ -2631,15 +2631,30 @@ def run_tool(sim, tool, argv0, args):
         return HUNG_EXIT
     if fault and fault["kind"] == "crash":
         die_by_signal()
-    if fault and fault["kind"] == "hang":
-        # The hang comes before the tool acts: killed during it, the tool has changed nothing.
-        if fault.get("ignore_sigterm"):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends it (the kill path)
-        time.sleep(fault.get("seconds", 0))
+    hang = fault if fault and fault["kind"] == "hang" else None
+    if hang and hang.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)       # only SIGKILL ends it (the kill path)
+    if hang and not hang.get("after"):
+        # Killed during a hang before the tool acts, the tool has changed nothing.
+        hang_now(sim, tool, hang, "before acting")
     try:
         return TOOL_FUNCS[tool](sim, tool, argv0, args)
     except ToolExit as done:
         return done.code
+    finally:
+        if hang and hang.get("after"):
+            # The change is in /proc, the caller has not seen the tool finish (killed here, it never does).
+            hang_now(sim, tool, hang, "after acting")
+
+
+def hang_now(sim, tool, fault, when):
+    """Sleep for a hang fault, outside the state lock; a hang of more than 0 s is logged as it
+    starts, so a test knows the tool is now held there."""
+    seconds = fault.get("seconds", 0)
+    if seconds > 0:
+        IO.flush()
+        sim.klog("v3sim fault injection: %s hangs %g s %s (pid %d)" % (tool, seconds, when, os.getpid()))
+    time.sleep(seconds)
 
 
 # --------------------------------------------------------------------------------------
@@ -2667,8 +2682,9 @@ Simulator-only controls of a simulated Palacios host (never a real tool name).
   unload            rmmod v3vee
   reboot            power-cycle the simulated host; then load per boot config and run
                     ROOT/boot.d/* in name order
-  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--ignore-sigterm]
+  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--ignore-sigterm] [--after]
                     hang: sleep N s before acting (killed then, it changed nothing);
+                    --after: sleep after acting instead, before exiting;
                     --ignore-sigterm: and ignore SIGTERM meanwhile
   fault clear [TOOL]
   fault list [--json]
@@ -2957,12 +2973,14 @@ def cmd_fault(sim, args):
     with sim.locked():
         if action == "add":
             ignore_sigterm = pop_flag(args, "--ignore-sigterm")
+            after = pop_flag(args, "--after")
             values, rest = pop_opts(args, ("--seconds", "--count"))
             if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang"):
                 return control_error("usage: v3sim fault add TOOL refuse|crash|hang [--seconds N] [--count K]"
-                                     " [--ignore-sigterm] (TOOL one of %s)" % ", ".join(TOOLS), 2)
-            if ignore_sigterm and rest[1] != "hang":
-                return control_error("--ignore-sigterm goes with a hang fault", 2)
+                                     " [--ignore-sigterm] [--after] (TOOL one of %s)" % ", ".join(TOOLS), 2)
+            for flag, given in (("--ignore-sigterm", ignore_sigterm), ("--after", after)):
+                if given and rest[1] != "hang":
+                    return control_error("%s goes with a hang fault" % flag, 2)
             count = int_arg(values, "--count") if "--count" in values else 1
             seconds = float(values.get("--seconds", "0"))
             if count < 1 or seconds < 0:
@@ -2970,6 +2988,8 @@ def cmd_fault(sim, args):
             fault = {"kind": rest[1], "count": count, "seconds": seconds}
             if ignore_sigterm:
                 fault["ignore_sigterm"] = True
+            if after:
+                fault["after"] = True
             sim.faults.setdefault(rest[0], []).append(fault)
             sim.save_state()
         elif action == "clear":
@@ -2987,7 +3007,8 @@ def cmd_fault(sim, args):
         else:
             for tool, queue in sorted(faults.items()):
                 for fault in queue:
-                    flags = " ignore-sigterm" if fault.get("ignore_sigterm") else ""
+                    flags = "".join(" " + flag.replace("_", "-") for flag in ("ignore_sigterm", "after")
+                                    if fault.get(flag))
                     say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"], flags))
     return 0
 
