@@ -501,7 +501,7 @@ class Harness(object):
                     host.reached = reached
                     host.frozen = freeze(self.host_processes(proc.pid, host))
                     pending.remove(host)
-            time.sleep(0.05)
+            time.sleep(0.2)
         killed = freeze([proc.pid])
         signal_all(killed, signal.SIGKILL)
         proc.wait()
@@ -746,19 +746,20 @@ def copy_host(template, work):
 
 
 def table(figures_list):
-    """The figures of one or more harness runs as a Markdown table, then the totals."""
-    rows = [row for figures in figures_list for row in figures['rows']]
+    """The figures of one or more harness runs (tests run side by side) as a Markdown table, then
+    the totals."""
+    order = [case.op for case in all_cases()]
+    rows = sorted((row for figures in figures_list for row in figures['rows']), key=lambda row: order.index(row['op']))
     lines = ['| operation | tool runs | kill points | failed |', '|---|---|---|---|']
     for row in rows:
         lines.append('| %s | %d | %d | %d |' % (row['op'], row['tools'], row['points'], row['failed']))
     points = sum(r['points'] for r in rows)
     lines.append('| **%d operations** | %d | %d | %d |' % (len(rows), sum(r['tools'] for r in rows), points,
                                                          sum(r['failed'] for r in rows)))
-    slowest = max([r['rerun_s'] for r in rows] or [0])
     lines.append('')
-    lines.append('%d kill points, each a killed run and a re-run: %d ansible-playbook runs in %.0f s; slowest '
-                 're-run (lock_timeout %d) %.2f s.' % (points, sum(f['playbooks'] for f in figures_list),
-                                                       sum(f['seconds'] for f in figures_list), RERUN_LOCK_TIMEOUT,
-                                                       slowest))
+    lines.append('%d kill points, each a killed run and a re-run: %d ansible-playbook runs (%s); slowest re-run '
+                 '%.2f s (lock_timeout %d).' % (
+                     points, sum(f['playbooks'] for f in figures_list),
+                     ', '.join('%.0f s' % f['seconds'] for f in figures_list),
+                     max([r['rerun_s'] for r in rows] or [0]), RERUN_LOCK_TIMEOUT))
     return '\n'.join(lines)
-
