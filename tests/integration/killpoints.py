@@ -595,8 +595,8 @@ class Harness(object):
         outcome = self.outcome(host, facts)
         for key in sorted(outcome):
             if outcome[key] != host.baseline[key]:
-                failures.append('%s differs from the uninterrupted run: %s, not %s' % (key, outcome[key],
-                                                                                     host.baseline[key]))
+                failures.append('%s differs from the uninterrupted run: %s, not %s'
+                                % (key, outcome[key], host.baseline[key]))
         record['out'] = self.a_out
 
     @staticmethod
@@ -666,7 +666,8 @@ class Harness(object):
                     row['failed'] += 1
                     row['failures'].append('%s at %s: %s (see %s)' % (host.name, label(record['point']),
                                                                       '; '.join(record['failures']), record['out']))
-        return {'rows': [rows[op] for op in sorted(rows, key=lambda op: [h.case.op for h in self.hosts].index(op))],
+        order = [h.case.op for h in self.hosts]
+        return {'rows': [rows[op] for op in sorted(rows, key=order.index)],
                 'playbooks': self.playbooks, 'seconds': round(self.seconds, 1), 'errors': self.errors,
                 'expected': sum(len(h.points) for h in self.hosts)}
 
@@ -754,8 +755,8 @@ def table(figures_list):
     for row in rows:
         lines.append('| %s | %d | %d | %d |' % (row['op'], row['tools'], row['points'], row['failed']))
     points = sum(r['points'] for r in rows)
-    lines.append('| **%d operations** | %d | %d | %d |' % (len(rows), sum(r['tools'] for r in rows), points,
-                                                         sum(r['failed'] for r in rows)))
+    totals = (len(rows), sum(r['tools'] for r in rows), points, sum(r['failed'] for r in rows))
+    lines.append('| **%d operations** | %d | %d | %d |' % totals)
     lines.append('')
     lines.append('%d kill points, each a killed run and a re-run: %d ansible-playbook runs (%s); slowest re-run '
                  '%.2f s (lock_timeout %d).' % (
