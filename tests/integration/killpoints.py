@@ -231,8 +231,7 @@ class Host(object):
         self.reached = None
 
     def args(self, spec, **extra):
-        if spec is None:
-            return None
+        """(module, arguments) of a task spec, with {xml} and {work} filled in for this host."""
         module, args = spec
 
         def fill(value):
@@ -352,12 +351,12 @@ def facts_view(facts):
 # ---- rounds ------------------------------------------------------------------------------------
 
 class Harness(object):
-    def __init__(self, work, template, cases, max_points=MAX_POINTS_PER_HOST):
+    def __init__(self, work, template, cases):
         self.work, self.template = work, template
         self.hosts = []
         for case in cases:
             points = case.points()
-            shards = max(1, -(-len(points) // max_points))
+            shards = max(1, -(-len(points) // MAX_POINTS_PER_HOST))
             for shard in range(shards):
                 name = case.name if shards == 1 else '%s_%d' % (case.name, shard + 1)
                 self.hosts.append(Host(case, name, points[shard::shards], os.path.join(work, name)))
@@ -365,6 +364,7 @@ class Harness(object):
         self.seconds = 0.0
         self.errors = []           # a host whose uninterrupted run is not as expected: its points are not run
         self.broken = set()
+        self.a_out = None          # the output of the last playbook A (for failure messages)
 
     # -- ansible-playbook ----------------------------------------------------------------------
     def env(self, log):
