@@ -256,6 +256,7 @@ class InventoryStore(object):
             self._create()
         try:
             if self.readonly:
+                self._roll_back_killed_commit()
                 self.conn = sqlite3.connect('file:%s?mode=ro' % self.path, uri=True, timeout=30, isolation_level=None)
             else:
                 self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -272,11 +273,32 @@ class InventoryStore(object):
             self._tighten_file()
         except sqlite3.DatabaseError as exc:
             self.close()
+            if self.readonly and os.path.exists(self.path + '-journal'):
+                raise V3veeError('Inventory %s has the unfinished commit of a run that was killed (%s-journal), which '
+                                 'only a user who may write the database can roll back: %s. Any v3vee.palacios run '
+                                 'that writes the inventory (not in check mode) rolls it back.'
+                                 % (self.path, self.path, exc))
             raise self._refuse('is not a usable SQLite database: %s.' % exc)
         except V3veeError:
             self.close()
             raise
         return self
+
+    def _roll_back_killed_commit(self):
+        """A run killed while its COMMIT wrote the database leaves a hot journal that only a
+        connection allowed to write can roll back (SQLite does on its first read); until then every
+        read-only open fails. Rolling it back restores the last committed inventory, changing no record."""
+        directory = os.path.dirname(self.path) or '.'
+        if not os.path.exists(self.path + '-journal') or not os.access(self.path, os.W_OK) \
+                or not os.access(directory, os.W_OK):
+            return
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+        except sqlite3.DatabaseError:
+            pass  # the read-only open that follows reports what is wrong with the file
+        finally:
+            conn.close()
 
     def close(self):
         if self.conn is not None:

@@ -16,7 +16,8 @@ description:
     layout and block sizes from C(v3-info), the memory Palacios holds per node from C(v3-mem<N>), every VM
     the kernel or the inventory knows with the Palacios GUI's category and drift, and the latest Palacios
     kernel messages (the GUI's telemetry pane).
-  - Read-only and fast - no v3 tool is run, no host lock is taken, the inventory is opened read-only, and
+  - Read-only and fast - no v3 tool is run, no host lock is taken, the inventory is opened read-only (the
+    unfinished commit of a killed run is rolled back first, as SQLite does on any open that may write), and
     every C(/proc/v3vee) file is read at most once per run.
   - Never fails because Palacios is absent - a host without the kernel module, the tools or an
     inventory reports RV(ansible_facts.v3vee.module_loaded=false), empty lists and nulls. Anything

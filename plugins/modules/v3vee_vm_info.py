@@ -14,7 +14,8 @@ description:
   - Returns one VM (O(name)) or every VM the kernel or the host's inventory knows - kernel state, slot and device,
     vcores and memory, the recorded definition (image, config or inline config, C(opt_tag) overrides), the desired
     state and the drift between the inventory and the kernel.
-  - Read-only and cheap - no v3 tool runs, the inventory is opened read-only and never created, C(v3-info) and
+  - Read-only and cheap - no v3 tool runs, the inventory is opened read-only and never created (the unfinished
+    commit of a killed run is rolled back first, as SQLite does on any open that may write), C(v3-info) and
     C(v3-guests) are read once (C(v3-guests-details) too with O(vm_details)).
   - Waits (up to O(lock_timeout)) for a run that is changing the host, such as M(v3vee.palacios.v3vee_vm), so that
     the kernel and the inventory are read as that run left them rather than half-way; readers do not wait for each

@@ -2,6 +2,7 @@
 ansible-playbook against a simulated Palacios host installed by the simulator role into a
 temporary directory. Nothing outside that directory is touched: the modules find the simulated
 host through V3VEE_HOST_CONF, which points at the host.conf the role writes there."""
+import json
 import os
 import subprocess
 import sys
@@ -86,3 +87,14 @@ def target_runner(tmp_path):
                         % (target, proc.returncode, proc.stdout[-12000:]), pytrace=False)
         return proc
     return run
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the kill tests (test_kill_points.py), also from xdist workers."""
+    figures = [json.loads(value) for reports in terminalreporter.stats.values() for report in reports
+               if getattr(report, 'when', None) == 'call'
+               for name, value in getattr(report, 'user_properties', ()) if name == 'killpoints']
+    if figures:
+        import killpoints
+        terminalreporter.write_sep('=', 'killed at every point')
+        terminalreporter.write_line(killpoints.table(figures))

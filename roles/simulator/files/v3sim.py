@@ -2674,11 +2674,12 @@ def run_tool(sim, tool, argv0, args):
         return HUNG_EXIT
     if fault and fault["kind"] == "crash":
         die_by_signal()
-    if fault and fault["kind"] == "hang":
-        # The hang comes before the tool acts: killed during it, the tool has changed nothing.
-        if fault.get("ignore_sigterm"):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends it (the kill path)
-        time.sleep(fault.get("seconds", 0))
+    hang = fault if fault and fault["kind"] == "hang" else None
+    if hang and hang.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)       # only SIGKILL ends it (the kill path)
+    if hang and not hang.get("after_acting"):
+        # Killed during a hang before the tool acts, the tool has changed nothing.
+        hang_now(sim, tool, hang, "before acting")
     if hook:
         run_hook(sim, hook)
     try:
@@ -2687,6 +2688,19 @@ def run_tool(sim, tool, argv0, args):
         return done.code
     finally:
         log_target(sim, tool, args)
+        if hang and hang.get("after_acting"):
+            # The change is in /proc, the caller has not seen the tool finish (killed here, it never does).
+            hang_now(sim, tool, hang, "after acting")
+
+
+def hang_now(sim, tool, fault, when):
+    """Sleep for a hang fault, outside the state lock; a hang of more than 0 s is logged as it
+    starts, so a test knows the tool is now held there."""
+    seconds = fault.get("seconds", 0)
+    if seconds > 0:
+        IO.flush()
+        sim.klog("v3sim fault injection: %s hangs %g s %s (pid %d)" % (tool, seconds, when, os.getpid()))
+    time.sleep(seconds)
 
 
 # --------------------------------------------------------------------------------------
@@ -2714,8 +2728,9 @@ Simulator-only controls of a simulated Palacios host (never a real tool name).
   unload            rmmod v3vee
   reboot            power-cycle the simulated host; then load per boot config and run
                     ROOT/boot.d/* in name order
-  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--after K] [--ignore-sigterm]
+  fault add TOOL refuse|crash|hang [--seconds N] [--count K] [--after K] [--ignore-sigterm] [--after-acting]
                     hang: sleep N s before acting (killed then, it changed nothing);
+                    --after-acting: sleep after acting instead, before exiting;
                     --ignore-sigterm: and ignore SIGTERM meanwhile;
                     --after K: the first K runs of TOOL pass, the fault hits the next
   fault add TOOL hook --run 'TOOL ARG... [; TOOL ARG...]' [--count K] [--after K]
@@ -3026,13 +3041,15 @@ def cmd_fault(sim, args):
     with sim.locked():
         if action == "add":
             ignore_sigterm = pop_flag(args, "--ignore-sigterm")
+            after_acting = pop_flag(args, "--after-acting")
             values, rest = pop_opts(args, ("--seconds", "--count", "--after", "--run"))
             if len(rest) != 2 or rest[0] not in TOOLS or rest[1] not in ("refuse", "crash", "hang", "hook"):
                 return control_error("usage: v3sim fault add TOOL refuse|crash|hang|hook [--seconds N] [--count K]"
-                                     " [--after K] [--ignore-sigterm] [--run COMMANDS] (TOOL one of %s)"
-                                     % ", ".join(TOOLS), 2)
-            if ignore_sigterm and rest[1] != "hang":
-                return control_error("--ignore-sigterm goes with a hang fault", 2)
+                                     " [--after K] [--ignore-sigterm] [--after-acting] [--run COMMANDS]"
+                                     " (TOOL one of %s)" % ", ".join(TOOLS), 2)
+            for flag, given in (("--ignore-sigterm", ignore_sigterm), ("--after-acting", after_acting)):
+                if given and rest[1] != "hang":
+                    return control_error("%s goes with a hang fault" % flag, 2)
             if ("--run" in values) != (rest[1] == "hook"):
                 return control_error("a hook fault needs --run 'TOOL ARG... [; TOOL ARG...]', and only it", 2)
             count = int_arg(values, "--count") if "--count" in values else 1
@@ -3045,6 +3062,8 @@ def cmd_fault(sim, args):
                 fault["after"] = after
             if ignore_sigterm:
                 fault["ignore_sigterm"] = True
+            if after_acting:
+                fault["after_acting"] = True
             if "--run" in values:
                 commands = hook_commands(values["--run"])
                 if commands is None:
@@ -3069,6 +3088,7 @@ def cmd_fault(sim, args):
             for tool, queue in sorted(faults.items()):
                 for fault in queue:
                     flags = " ignore-sigterm" if fault.get("ignore_sigterm") else ""
+                    flags += " after-acting" if fault.get("after_acting") else ""
                     flags += " after=%d" % fault["after"] if fault.get("after") else ""
                     flags += " run=%s" % " ; ".join(" ".join(c) for c in fault["run"]) if fault.get("run") else ""
                     say("%s %s count=%d seconds=%g%s" % (tool, fault["kind"], fault["count"], fault["seconds"], flags))

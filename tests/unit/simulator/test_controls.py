@@ -261,15 +261,18 @@ def test_every_tool_run_is_logged_with_its_argv(loaded):
 
 
 def _hang(ready, *flags):
-    """Start `v3_launch /dev/v3-vm0` under a 30 s hang fault; returns the process once it hangs."""
+    """Start `v3_launch /dev/v3-vm0` under a 30 s hang fault; returns the process once it hangs
+    (the simulator logs the hang as it starts)."""
     ready.create("vm1")
     ready.ok("v3sim", "fault", "add", "v3_launch", "hang", "--seconds", "30", *flags)
     proc = subprocess.Popen([os.path.join(ready.bin, "v3_launch"), "/dev/v3-vm0"], env=ready.env, cwd=ready.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    when = "after" if "--after-acting" in flags else "before"
+    line = "v3sim fault injection: v3_launch hangs 30 s %s acting (pid %d)" % (when, proc.pid)
     deadline = time.time() + 20
-    while ready.status()["faults"] and time.time() < deadline:   # consumed when the tool starts
+    while line not in ready.kmsg() and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)                                               # past installing its signal handling
+    assert line in ready.kmsg()
     return proc
 
 
@@ -293,6 +296,23 @@ def test_a_hang_fault_with_ignore_sigterm_survives_sigterm_and_dies_by_sigkill(r
     assert [(e["name"], e["state"]) for e in ready.status()["vms"]] == [("vm1", "stopped")]
 
 
-def test_ignore_sigterm_only_goes_with_a_hang_fault(host):
-    res = host.run("v3sim", "fault", "add", "v3_stop", "refuse", "--ignore-sigterm")
-    assert res.returncode == 2 and b"--ignore-sigterm goes with a hang fault" in res.stderr
+def test_a_tool_killed_during_a_hang_after_acting_has_changed_the_host(ready):
+    proc = _hang(ready, "--after-acting", "--ignore-sigterm")
+    assert [(e["name"], e["state"]) for e in ready.status()["vms"]] == [("vm1", "running")]
+    proc.kill()
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert ready.guests()[0][2] == "running"
+
+
+def test_a_hang_of_0_seconds_is_no_hang_and_is_not_logged(ready):
+    ready.create("vm1")
+    ready.ok("v3sim", "fault", "add", "v3_launch", "hang", "--after-acting")
+    assert ready.ok("v3sim", "fault", "list") == "v3_launch hang count=1 seconds=0 after-acting\n"
+    ready.ok("v3_launch", "/dev/v3-vm0")
+    assert ready.status()["faults"] == {} and "hangs" not in ready.kmsg()
+
+
+@pytest.mark.parametrize("flag", ["--ignore-sigterm", "--after-acting"])
+def test_hang_flags_only_go_with_a_hang_fault(host, flag):
+    res = host.run("v3sim", "fault", "add", "v3_stop", "refuse", flag)
+    assert res.returncode == 2 and ("%s goes with a hang fault" % flag).encode() in res.stderr
