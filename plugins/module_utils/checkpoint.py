@@ -226,13 +226,15 @@ def recorded_rips(details, slot):
 class Checkpoints(object):
     """The checkpoint operations of one module run on one host (Host from vm.py)."""
 
-    def __init__(self, host, store, inventory_path, runner, kernel_log=None):
+    def __init__(self, host, store, inventory_path, runner, kernel_log=None, checkpoints=None):
         self.host = host
-        self.store = store
+        self.store = store                              # VM records (InventoryStore or StagedStore)
+        self.checkpoints = checkpoints or store         # checkpoint records (InventoryStore)
         self.inventory_path = inventory_path
         self.runner = runner
         self.kernel_log = kernel_log
         self.steps = []
+        self.made = None          # the kernel entry of the VM a restore created
 
     @property
     def check_mode(self):
@@ -242,7 +244,7 @@ class Checkpoints(object):
     def _kernel_says(self, text):
         """Whether one of the latest kernel messages contains `text`."""
         found = kmsg.collect(self.runner, count=50, kernel_log=self.kernel_log, exclude=kmsg.DEFAULT_EXCLUDE)
-        return any(text in line.get('message', '') for line in found.get('lines') or [])
+        return any(text in message['message'] for message in found.get('messages') or [] if message)
 
     def _deadline(self, mem_bytes):
         # The save/load copies the guest memory: like v3_create, one more second per 16 MB.
@@ -279,7 +281,7 @@ class Checkpoints(object):
                 'vm_state': manifest['vm_state'], 'store': manifest['store'], 'files': len(manifest['files'])}
 
     def _record(self, path, manifest, recover):
-        self.store.put_checkpoint({
+        self.checkpoints.put_checkpoint({
             'path': path, 'vm': manifest['vm'], 'store': manifest['store'], 'url': manifest['url'],
             'saved_at': manifest['saved_at'], 'vm_state': manifest['vm_state'], 'definition': manifest['definition'],
             'memory_bytes': manifest['memory_bytes'], 'cores': manifest['cores'], 'recover': bool(recover)})
@@ -300,7 +302,7 @@ class Checkpoints(object):
         if existing is not None and existing.get('vm') != name:
             raise V3veeError('%s holds a checkpoint of VM %r, not %r; nothing was saved. Remove it first '
                              '(state: absent) or choose another path.' % (path, existing.get('vm'), name))
-        row = self.store.checkpoint(path)
+        row = self.checkpoints.checkpoint(path)
         if existing is not None and not force:
             # Already there: only its inventory record may change (recorded here, or asked to recover or not).
             wanted = bool(row and row['recover']) if recover is None else recover
@@ -338,11 +340,11 @@ class Checkpoints(object):
             raise StepError('save', V3veeError('Cannot prepare %s for the checkpoint: %s.' % (parent, exc)))
         try:
             self._tool('v3_save', job.current, store_kind, store_url(store_kind, work), entry.mem_bytes, 'save')
-            manifest = self._verify_save(name, job.current, after_state, work, store_kind, definition, rips)
+            manifest = self._verify_save(name, job.current, after_state, work, store_kind, definition, rips,
+                                         store_url(store_kind, path))
             if os.path.lexists(path):
                 os.rename(path, old)
             os.rename(work, path)
-            manifest['url'] = store_url(store_kind, path)
             if os.path.lexists(old):
                 shutil.rmtree(old)
         except (OSError, V3veeError) as exc:
@@ -359,7 +361,7 @@ class Checkpoints(object):
         now = [e for e in self.host.reader.guests() if e.index == entry.index]
         return self._result(name, path, manifest, before, now[0] if now else None, record, changed=True)
 
-    def _verify_save(self, name, entry, state, work, store_kind, definition, rips):
+    def _verify_save(self, name, entry, state, work, store_kind, definition, rips, url):
         guests = self.host.reader.guests()
         now = [e for e in guests if e.index == entry.index and e.name == name]
         if not now or now[0].state != state:
@@ -374,7 +376,7 @@ class Checkpoints(object):
                              % (name, '; '.join(problems)), hint=KERNEL_LOG_HINT)
         manifest = {
             'format': FORMAT, 'vm': name, 'definition': definition, 'vm_state': state, 'saved_at': utc_now(),
-            'store': store_kind, 'url': None, 'memory_bytes': entry.mem_bytes, 'cores': entry.vcores,
+            'store': store_kind, 'url': url, 'memory_bytes': entry.mem_bytes, 'cores': entry.vcores,
             'rips': ['0x%016x' % rip for rip in rips] if rips else None, 'files': store_files(work),
         }
         temp = os.path.join(work, '.%s.tmp' % MANIFEST)
@@ -430,7 +432,7 @@ class Checkpoints(object):
         inline = prepare(self.inventory_path, name, data, options)
         return inline.definition, inline.shape, inline
 
-    def restore(self, name, path, store_kind, vm_state='running', force=False, record_checkpoint=True):
+    def restore(self, name, path, store_kind, vm_state='running', force=False):
         manifest = read_manifest(path)
         if manifest is None:
             raise V3veeError('There is no checkpoint at %s on this host; nothing was run.' % path)
@@ -474,13 +476,14 @@ class Checkpoints(object):
             return self._restored(name, path, manifest, before, record_after, after)
 
         job = VmJob(name, vm_state, definition, shape)
-        job.plan, job.current, job.record = plan, entry, record
+        job.plan, job.current, job.record, job.entry = plan, entry, record, entry
         try:
             for step in teardown:
                 self._wave(step, job)
             if inline is not None:
                 GuestConfigs(self.inventory_path).write(inline)
             self._wave('create', job)
+            self.made = job.current
             fresh = recorded_rips(self.host.reader.snapshot(details=True).details, job.current.index)
             self._tool('v3_load', job.current, store_kind, store_url(store_kind, path), shape.mem_bytes, 'load')
             self._verify_load(job, manifest, fresh)
@@ -495,8 +498,7 @@ class Checkpoints(object):
         record_after = new_record(name, definition, job.current.index, job.current.device, job.current.state,
                                   vm_state, previous=record)
         self.store.put(record_after)
-        if record_checkpoint:
-            self._record(path, manifest, False)
+        self._record(path, manifest, False)     # recorded here now; a restore answers a recover request
         return self._restored(name, path, manifest, before, record_after, job.current)
 
     def _verify_load(self, job, manifest, fresh):
@@ -531,13 +533,17 @@ class Checkpoints(object):
         raise StepError('load', err)
 
     def _record_failure(self, job, plan, record):
-        """After a failed step: the inventory says what /proc shows (a VM left in the kernel stays recorded)."""
+        """After a failed step: the inventory says what /proc shows of the VM this run acted on (a VM
+        left in the kernel stays recorded; one it freed is recorded inactive, or not at all if it was new)."""
         if not self.steps:
             return
-        truth = self.host.reader.snapshot()
-        if record is None and not truth.by_name(job.name):
-            return
-        self.host.record_truth(self.store, job.name, plan, record, truth)
+        slots = set(e.index for e in (job.entry, job.current, self.made) if e is not None)
+        now = [e for e in self.host.reader.guests() if e.index in slots and e.name == job.name]
+        if now:
+            self.store.put(new_record(job.name, plan.definition, now[0].index, now[0].device, now[0].state,
+                                      plan.desired_state, previous=record))
+        elif record is not None:
+            self.store.put(new_record(job.name, plan.definition, desired_state=plan.desired_state, previous=record))
 
     def _restored(self, name, path, manifest, before, record_after, entry):
         after = vm_view(name, record_after, entry)
@@ -547,7 +553,7 @@ class Checkpoints(object):
     # -- absent -----------------------------------------------------------------------------
     def remove(self, name, path):
         manifest = read_manifest(path)
-        row = self.store.checkpoint(path)
+        row = self.checkpoints.checkpoint(path)
         if manifest is not None and manifest.get('vm') != name:
             raise V3veeError('%s holds a checkpoint of VM %r, not %r; nothing was removed.' % (path, manifest['vm'], name))
         before = self.view(path, manifest)
@@ -558,7 +564,7 @@ class Checkpoints(object):
                     shutil.rmtree(path)
                 except OSError as exc:
                     raise V3veeError('Cannot remove the checkpoint %s: %s.' % (path, exc))
-            self.store.delete_checkpoint(path)
+            self.checkpoints.delete_checkpoint(path)
         snap = self.host.reader.snapshot()
         record = self.store.get(name)
         entry = self.host.locate(name, record, snap) if snap.loaded else None
