@@ -326,6 +326,9 @@ class Checkpoints(object):
         job.current = entry
         if 'pause' in steps:
             self._wave('pause', job)
+            # The record follows the kernel; the desired state stays (recover resumes the VM).
+            self.store.put(new_record(name, definition_of(record), job.current.index, job.current.device,
+                                      job.current.state, record['desired_state'], previous=record))
         details = self.host.reader.snapshot(details=True).details
         rips = recorded_rips(details, entry.index) if after_state in ('paused', 'stopped') else None
         parent, base = os.path.split(path)
