@@ -85,14 +85,14 @@ def test_check_mode_save_predicts_and_touches_nothing(sim, tmp_path):
 
 def test_a_refused_save_never_replaces_the_older_checkpoint(sim, tmp_path):
     vm(sim, 'a', 'paused')
-    path = str(tmp_path / 'a')
+    path = str(tmp_path / 'ck' / 'a')
     first = run(sim, 'save', 'a', path, 'DIR')
     sim.tool('v3sim', 'fault', 'add', 'v3_save', 'refuse')
     with pytest.raises(ck.StepError) as err:
         run(sim, 'save', 'a', path, 'DIR', force=True)
     assert err.value.step == 'save' and 'not complete: v3_save wrote nothing' in err.value.msg
     assert json.load(open(os.path.join(path, ck.MANIFEST)))['saved_at'] == first['checkpoint']['saved_at']
-    assert sorted(os.listdir(str(tmp_path))) == ['a']
+    assert os.listdir(str(tmp_path / 'ck')) == ['a']
 
 
 def test_a_paused_save_records_the_rip_a_stopped_restore_shows(sim, tmp_path):
