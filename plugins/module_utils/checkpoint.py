@@ -25,12 +25,12 @@ config XML text and its sha256, lets another host restore it (the migrate role).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import hashlib
 import json
 import os
 import shutil
 import stat
+import time
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import kmsg
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
@@ -98,7 +98,8 @@ def check_path(path, store):
 
 
 def utc_now():
-    return datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+    stamp = time.time()
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(stamp)) + '.%06dZ' % int(stamp % 1 * 1000000)
 
 
 def file_digest(path):
