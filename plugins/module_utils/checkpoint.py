@@ -428,8 +428,8 @@ class Checkpoints(object):
                 return definition, check_definition(**definition), None
         if saved.get('config_xml') is None:
             raise V3veeError('The checkpoint of VM %r was saved from the image %s, which this host does not have with '
-                             'the same content (sha256 %s); copy it there first.' % (name, saved.get('image'),
-                                                                                      saved['sha256']))
+                             'the same content (sha256 %s); copy it there first.'
+                             % (name, saved.get('image'), saved['sha256']))
         data = saved['config_xml'].encode('utf-8')
         if hashlib.sha256(data).hexdigest() != saved['sha256']:
             raise V3veeError('The manifest\'s config_xml does not match its sha256; the manifest is damaged.')
