@@ -324,12 +324,24 @@ class Checkpoints(object):
             return self._result(name, path, predicted, before, entry._replace(state=after_state), record, changed=True)
 
         job = VmJob(name, after_state)
-        job.current = entry
+        job.current = job.entry = entry
+        # The record follows the kernel; the desired state stays (recover resumes the VM).
+        plan = Plan([], after_state, definition_of(record), record['desired_state'], False, False)
+        try:
+            manifest = self._save(job, path, store_kind, steps, definition, after_state)
+        except V3veeError:
+            self._record_vm(job, plan, record)
+            raise
+        self._record_vm(job, plan, record)
+        row_recover = bool(recover) if recover is not None else bool(row and row['recover'])
+        self._record(path, manifest, row_recover)
+        return self._result(name, path, manifest, before, job.current, self.store.get(name), changed=True)
+
+    def _save(self, job, path, store_kind, steps, definition, after_state):
+        """Pause (if asked), v3_save into the fresh sibling, verify, put it in place. Returns the manifest."""
+        name, entry = job.name, job.current
         if 'pause' in steps:
             self._wave('pause', job)
-            # The record follows the kernel; the desired state stays (recover resumes the VM).
-            self.store.put(new_record(name, definition_of(record), job.current.index, job.current.device,
-                                      job.current.state, record['desired_state'], previous=record))
         details = self.host.reader.snapshot(details=True).details
         rips = recorded_rips(details, entry.index) if after_state in ('paused', 'stopped') else None
         parent, base = os.path.split(path)
@@ -337,37 +349,42 @@ class Checkpoints(object):
         try:
             if not os.path.isdir(parent):
                 os.makedirs(parent, 0o700)
-            for leftover in (work, old):       # of a run that was killed; the names are ours
+            # Leftovers of a run that was killed (the names are ours): a checkpoint it had moved aside
+            # before its new one was in place goes back.
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.rename(old, path)
+            for leftover in (work, old):
                 if os.path.lexists(leftover):
                     shutil.rmtree(leftover)
         except OSError as exc:
             raise StepError('save', V3veeError('Cannot prepare %s for the checkpoint: %s.' % (parent, exc)))
         try:
             self._tool('v3_save', job.current, store_kind, store_url(store_kind, work), entry.mem_bytes, 'save')
-            manifest = self._verify_save(name, job.current, after_state, work, store_kind, definition, rips,
+            manifest = self._verify_save(job, after_state, work, store_kind, definition, rips,
                                          store_url(store_kind, path))
             if os.path.lexists(path):
                 os.rename(path, old)
             os.rename(work, path)
-            if os.path.lexists(old):
-                shutil.rmtree(old)
         except (OSError, V3veeError) as exc:
             # A failed save never replaces a good checkpoint: only the fresh directory goes.
             if os.path.lexists(work):
                 shutil.rmtree(work, ignore_errors=True)
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.rename(old, path)
             if isinstance(exc, StepError):
                 raise
             if isinstance(exc, V3veeError):
                 raise StepError('save', exc)
             raise StepError('save', V3veeError('Cannot put the checkpoint in place at %s: %s.' % (path, exc)))
-        row_recover = bool(recover) if recover is not None else bool(row and row['recover'])
-        self._record(path, manifest, row_recover)
-        now = [e for e in self.host.reader.guests() if e.index == entry.index]
-        return self._result(name, path, manifest, before, now[0] if now else None, record, changed=True)
+        if os.path.lexists(old):
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
 
-    def _verify_save(self, name, entry, state, work, store_kind, definition, rips, url):
+    def _verify_save(self, job, state, work, store_kind, definition, rips, url):
+        name, entry = job.name, job.current
         guests = self.host.reader.guests()
         now = [e for e in guests if e.index == entry.index and e.name == name]
+        job.current = now[0] if now else None
         if not now or now[0].state != state:
             raise V3veeError('v3_save left VM %r %s; it was %s (a running VM must keep running). Its checkpoint was '
                              'discarded.' % (name, now[0].state if now else 'gone from %s' % entry.device, state),
@@ -494,7 +511,7 @@ class Checkpoints(object):
             for step in BUILD[vm_state]:
                 self._wave(step, job)
         except V3veeError as err:
-            self._record_failure(job, plan, record)
+            self._record_vm(job, plan, record)
             if inline is not None:
                 configs = GuestConfigs(self.inventory_path)
                 configs.prune([inline.path], set(r.get('config') for r in self.store.all()))
@@ -536,9 +553,9 @@ class Checkpoints(object):
                 self.host.executor.run_wave(step, [job])
         raise StepError('load', err)
 
-    def _record_failure(self, job, plan, record):
-        """After a failed step: the inventory says what /proc shows of the VM this run acted on (a VM
-        left in the kernel stays recorded; one it freed is recorded inactive, or not at all if it was new)."""
+    def _record_vm(self, job, plan, record):
+        """After the steps (or a failed one): the inventory says what /proc shows of the VM this run acted
+        on (a VM left in the kernel stays recorded; one it freed is recorded inactive, or not at all if new)."""
         if not self.steps:
             return
         slots = set(e.index for e in (job.entry, job.current, self.made) if e is not None)

@@ -262,3 +262,12 @@ def test_schema_1_inventory_gains_the_checkpoints_table_and_keeps_its_records(tm
                               'definition': {'config': '/x.xml'}, 'memory_bytes': 4, 'cores': 1, 'recover': True})
     assert InventoryStore(path, readonly=True).checkpoints('a')[0]['recover'] is True
     assert ck.latest_recover_request(InventoryStore(path, readonly=True).checkpoints('a'))['path'] == '/c'
+
+
+def test_pause_for_a_save_is_recorded_and_the_desired_state_kept(sim, tmp_path):
+    vm(sim, 'a', 'running')
+    result = run(sim, 'save', 'a', str(tmp_path / 'a'), 'DIR', pause=True, recover=True)
+    assert result['steps'] == ['pause', 'save'] and result['vm']['state'] == 'paused'
+    record = sim.records()['a']
+    assert (record['observed_state'], record['desired_state']) == ('paused', 'running')
+    assert sim.store(readonly=True).checkpoints('a')[0]['recover'] is True
