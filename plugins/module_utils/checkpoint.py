@@ -290,6 +290,9 @@ class Checkpoints(object):
     # -- present ----------------------------------------------------------------------------
     def save(self, name, path, store_kind, force=False, pause=False, recover=None):
         snap = self.host.reader.snapshot(details=True)
+        if not snap.loaded:
+            raise V3veeError('The Palacios kernel module is not loaded (%s/v3-info does not exist); there is no VM to '
+                             'save.' % self.host.settings.proc_dir)
         record, entry = self._locate(name, snap)
         if record is None:
             raise V3veeError('VM %r is not in the inventory: a checkpoint records the definition it was made from. '
@@ -312,8 +315,6 @@ class Checkpoints(object):
                 self._record(path, existing, wanted)
             return self._result(name, path, existing, before, entry, record, changed=changed)
         steps = (['pause'] if pause and observed == 'running' else []) + ['save']
-        if not snap.loaded:
-            raise V3veeError('The Palacios kernel module is not loaded; there is no VM to save.')
         for tool in ['v3_save'] + [STEP_TOOLS[s] for s in steps if s in STEP_TOOLS]:
             self.host.tools.which(tool)
         definition = saved_definition(record)
