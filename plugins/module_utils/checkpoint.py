@@ -37,7 +37,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs, prepare
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_TOOLS, Plan, definition_of, kernel_state
-from ansible_collections.v3vee.palacios.plugins.module_utils.proc import MAX_VMS, VmEntry, blocks_needed
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import VmEntry, blocks_needed
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import CREATE_BYTES_PER_SECOND, KERNEL_LOG_HINT, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
@@ -488,7 +488,7 @@ class Checkpoints(object):
         self.host.tools.which('v3_load')
         if self.check_mode:
             self.steps = steps
-            slot = view.free_slots()[0] if view.free_slots() else MAX_VMS
+            slot = view.free_slots()[0]      # preflight made sure there is one
             after = VmEntry(slot, name, '/dev/v3-vm%d' % slot, vm_state, shape.vcores,
                             blocks_needed(shape.mem_bytes, view.block_size), shape.mem_bytes, 'general')
             self.host.predicted[slot] = after
