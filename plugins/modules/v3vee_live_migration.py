@@ -255,7 +255,7 @@ def main():
                                  'Move it with a checkpoint instead.' % params['name'])
         session = HostSession(module, timeout=params['timeout'])
     except V3veeError as err:
-        module.fail_json(steps=[], **err.fail_kwargs())
+        module.fail_json(steps=[], failed_step='preflight', **err.fail_kwargs())
     try:
         if params['direction'] == 'receive':
             result = receive(session, module, definition, shape, inline)
@@ -264,6 +264,9 @@ def main():
     except V3veeError as err:
         failed = err.fail_kwargs()
         failed.setdefault('steps', [])
+        failed.setdefault('failed_step', 'preflight')
+        for warning in session.host.warnings:
+            module.warn(warning)
         module.fail_json(changed=session.changed() or 'continue' in failed['steps'],
                          commands=session.host.tools.commands, **failed)
     session.exit(result, False)
