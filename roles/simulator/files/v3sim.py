@@ -1886,23 +1886,33 @@ def store_read(sim, vm, kind, where, opts):
     return blob
 
 
+def chkpt_target(sim, tool, dev):
+    """Open ``dev`` for a checkpoint/migration ioctl (caller holds the lock): (slot, vm), or None
+    when it cannot be opened, or -1 when the ioctl fails at once -- not a VM device, a kernel
+    built without CHECKPOINT / LIVE_MIGRATION (the ioctl is unhandled: -EINVAL), a refuse fault."""
+    target = sim.device(dev)
+    if target is None:
+        return None
+    if target[0] != "vm":
+        if target[0] == "ctrl":
+            sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
+        return -1
+    if CHKPT_FEATURE[tool] not in sim.host["features"]:
+        sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])
+        return -1
+    if sim.kernel_refuses(tool, "checkpoint ioctl %d" % CHKPT_IOCTL[tool]):
+        return -1
+    return target[1], sim.vm(target[1])
+
+
 def chkpt_ioctl(sim, tool, dev, store, url, opts):
     """The save/load ioctl.  Returns None when the device cannot be opened, else the ioctl
     result (0 / -1)."""
     with sim.locked():
-        target = sim.device(dev)
-        if target is None:
-            return None
-        if target[0] != "vm":
-            if target[0] == "ctrl":
-                sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
-            return -1
-        vm = sim.vm(target[1])
-        if CHKPT_FEATURE[tool] not in sim.host["features"]:
-            sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])   # not built with it: -EINVAL
-            return -1
-        if sim.kernel_refuses(tool, "checkpoint ioctl %d" % CHKPT_IOCTL[tool]):
-            return -1
+        target = chkpt_target(sim, tool, dev)
+        if not isinstance(target, tuple):
+            return target
+        vm = target[1]
         kind, where = chkpt_location(store, url)
         if kind == "error" or (kind == "debug" and tool != "v3_save") or kind in ("listen", "connect"):
             sim.klog(where if kind == "error" else "Store %s cannot be used by %s" % (store, tool),
@@ -2048,19 +2058,10 @@ def migrate_ioctl(sim, tool, dev, store, url, opts):
     ioctl blocks in the kernel while other tools go on."""
     sending = tool == "v3_send"
     with sim.locked():
-        target = sim.device(dev)
-        if target is None:
-            return None
-        if target[0] != "vm":
-            if target[0] == "ctrl":
-                sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
-            return -1
-        slot, vm = target[1], sim.vm(target[1])
-        if "migration" not in sim.host["features"]:
-            sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])   # built without LIVE_MIGRATION: -EINVAL
-            return -1
-        if sim.kernel_refuses(tool, "migration ioctl %d" % CHKPT_IOCTL[tool]):
-            return -1
+        target = chkpt_target(sim, tool, dev)
+        if not isinstance(target, tuple):
+            return target
+        slot, vm = target
         ident = (slot, vm["name"], vm["created"])
         label = "%s:%s" % (store, url)
         sim.klog("%s (live-migrating) Guest to %s" % ("Sending" if sending else "Receiving", label))
