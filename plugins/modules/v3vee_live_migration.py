@@ -249,8 +249,8 @@ def main():
             raise V3veeError('direction=send needs address: the receiving host\'s IPv4 address.')
         check_endpoint(params['address'], params['port'])
         if params['direction'] == 'receive':
-            definition, shape, inline = received_definition(params['name'], params['definition'],
-                                                             Settings.resolve(params).inventory_path)
+            inventory_path = Settings.resolve(params).inventory_path
+            definition, shape, inline = received_definition(params['name'], params['definition'], inventory_path)
             if shape.paging != 'shadow':
                 raise V3veeError('VM %r is configured with nested paging (<paging mode="nested">); Palacios receives '
                                  'memory only into VMs with shadow paging ("Cannot currently handle nested paging"). '
