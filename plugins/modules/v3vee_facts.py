@@ -464,6 +464,11 @@ ansible_facts:
                         saved_at: "2026-11-30T06:30:00.123456Z", vm_state: paused, memory_bytes: 134217728, cores: 1,
                         recover: true, exists: true}]
               version_added: 0.3.0
+            definition:
+              description: The recorded definition as another host can use it (null when not recorded), with the
+                config's XML text and sha256; see M(v3vee.palacios.v3vee_vm_info).
+              type: dict
+              version_added: 0.3.0
             desired_state:
               description: Recorded desired state.
               type: str
