@@ -49,8 +49,19 @@ STORES = ('DIR', 'KEYED_STREAM')
 VM_STATES = ('running', 'paused', 'stopped')
 # struct v3_chkpt_info {char store[128]; char url[256]; ...}: the tools refuse (exit 255) at these lengths.
 URL_MAX = 255
-HEADER_BYTES = 47             # observed 11: the "header" context
-MEMORY_IMG_EXTRA = 12         # observed 11: memory_img = guest memory + 12 bytes (DIR store)
+# The "header" context and the extra bytes of memory_img beyond the guest memory, per store, as real
+# Palacios wrote them for a one-region VM: DIR writes the data only (observed 11); the file: keyed
+# stream frames each tagged item (u32 boundary, u64 tag length, tag, u64 data length).
+HEADER_BYTES = {'DIR': 47, 'KEYED_STREAM': 73}
+MEMORY_IMG_EXTRA = 12
+
+
+def keyed_memory_img_bytes(mem_bytes, regions):
+    """memory_img in a file: keyed stream: region_size and num_regions framed, then one framed
+    memory_img<i> per region (105 bytes beyond a one-region VM's memory, as observed)."""
+    frame = 4 + 8 + 8
+    items = frame + len('region_size') + 8 + frame + len('num_regions') + 4
+    return mem_bytes + items + sum(frame + len('memory_img%d' % i) for i in range(regions))
 FRESH_RIP = 0xfff0            # observed 5: a vcore's rip right after v3_create
 SAVING, OLD = '.%s.v3vee-saving', '.%s.v3vee-old'
 # What the kernel logs when the ioctl is unhandled (not built with CHECKPOINT; spec 7, appendix A).
@@ -128,7 +139,7 @@ def store_files(directory):
     return out
 
 
-def saved_problems(directory, store, mem_bytes, vcores):
+def saved_problems(directory, store, mem_bytes, vcores, regions=1):
     """What is missing from a save's directory, in words ([] when it holds a checkpoint)."""
     if not os.path.isdir(directory):
         return ['v3_save wrote nothing (%s does not exist)' % directory]
@@ -141,12 +152,11 @@ def saved_problems(directory, store, mem_bytes, vcores):
             return None
 
     header, memory = size('header'), size('memory_img')
-    if header is None or header == 0 or (store == 'DIR' and header != HEADER_BYTES):
+    if header is None or header != HEADER_BYTES[store]:
         problems.append('header is %s (Palacios writes %d bytes)' % (
-            'missing' if header is None else '%d bytes' % header, HEADER_BYTES))
-    want = mem_bytes + MEMORY_IMG_EXTRA
-    # The DIR store writes the context raw (observed); the file: keyed stream adds its key framing.
-    if memory is None or (memory != want if store == 'DIR' else memory < mem_bytes):
+            'missing' if header is None else '%d bytes' % header, HEADER_BYTES[store]))
+    want = mem_bytes + MEMORY_IMG_EXTRA if store == 'DIR' else keyed_memory_img_bytes(mem_bytes, regions)
+    if memory is None or memory != want:
         problems.append('memory_img is %s (the VM has %d bytes of memory: %d expected)' % (
             'missing' if memory is None else '%d bytes' % memory, mem_bytes, want))
     for core in range(vcores):
@@ -390,7 +400,7 @@ class Checkpoints(object):
             raise V3veeError('v3_save left VM %r %s; it was %s (a running VM must keep running). Its checkpoint was '
                              'discarded.' % (name, now[0].state if now else 'gone from %s' % entry.device, state),
                              observed=entry_dict(now[0] if now else None), hint=KERNEL_LOG_HINT)
-        problems = saved_problems(work, store_kind, entry.mem_bytes, entry.vcores)
+        problems = saved_problems(work, store_kind, entry.mem_bytes, entry.vcores, entry.regions)
         if problems:
             if self._kernel_says(UNHANDLED['v3_save']):
                 raise V3veeError(NO_CHECKPOINT % (UNHANDLED['v3_save'], 'v3_save'))

@@ -1685,8 +1685,14 @@ CHKPT_SKIP_MEM, CHKPT_SKIP_DEVS, CHKPT_SKIP_CORES, CHKPT_SKIP_ARCH = 1, 2, 4, 8
 NET_TIMEOUT = float(os.environ.get("V3VEE_SIM_NET_TIMEOUT", "600"))
 # vmm_checkpoint.c svm_chkpt_header: the "header" context holds this string (47 bytes, observed 11).
 CHKPT_HEADER = b"v3vee palacios checkpoint version: x.x, SVM x.x"
-# memory_img is the guest memory plus 12 bytes (observed 11): a region count and the size here.
-MEM_IMG_HEAD = struct.Struct("<IQ")
+# memory_img (vmm_checkpoint.c save_memory): "region_size" (u64), "num_regions" (u32), then one
+# "memory_img<i>" per region; the DIR store writes the data only: guest memory + 12 bytes (observed 11).
+MEM_IMG_HEAD = struct.Struct("<QI")
+# The file: keyed stream frames every tagged item (iface-keyed-stream.c BOUNDARY_TAG): u32 0xabcd0123,
+# u64 tag length, tag, u64 data length, data. Observed on real Palacios: header 73 bytes (47 + 26),
+# memory_img = guest memory + 105 bytes for one region.
+KS_BOUNDARY = 0xabcd0123
+KS_FRAME = struct.Struct("<IQ")
 # guest_info<N>: the vcore registers this simulator models (rip, modes); the real context holds
 # more, its size was not observed.  vmcb_data<N>: the SVM control block, one page.
 GUEST_INFO = struct.Struct("<Q16s16s")
@@ -1796,15 +1802,23 @@ def fail_running(vm):
         halt_vm(vm, VM_STOPPED)
 
 
-def write_context(path, data=b"", size=None):
-    """One context file, mode 0600 (observed 11).  Opened without O_TRUNC, as the host file
+def write_context(path, items, keyed):
+    """One context file, mode 0600 (observed 11): its tagged items [(tag, data, length)], length
+    beyond len(data) left as a hole (the simulator holds no guest memory). DIR writes the data
+    only; the file: keyed stream frames each item. Opened without O_TRUNC, as the host file
     interface does: saving over an older checkpoint leaves the tail of longer old files."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        if size is not None and os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)          # sparse: the simulator holds no guest memory
+        end = 0
+        for tag, data, length in items:
+            if keyed:
+                key = tag.encode("ascii")
+                os.write(fd, KS_FRAME.pack(KS_BOUNDARY, len(key)) + key + struct.pack("<Q", length))
+            os.write(fd, data)
+            end = os.lseek(fd, length - len(data), os.SEEK_CUR)
+        if os.fstat(fd).st_size < end:
+            os.ftruncate(fd, end)
     finally:
         os.close(fd)
 
@@ -1819,49 +1833,80 @@ def store_dir_write(sim, vm, where, blob, keyed):
                 os.mkdir(where, 0o700)
         else:
             os.makedirs(where, mode=0o755, exist_ok=True)
-        write_context(os.path.join(where, "header"), CHKPT_HEADER)
+        def context(name, *items):
+            write_context(os.path.join(where, name), [(tag, data, len(data) if length is None else length)
+                                                      for tag, data, length in items], keyed)
+
+        context("header", ("header", CHKPT_HEADER, None))
         mem = blob["memory"]
         if mem is not None:
-            write_context(os.path.join(where, "memory_img"), MEM_IMG_HEAD.pack(mem["regions"], mem["bytes"]),
-                          MEM_IMG_HEAD.size + mem["bytes"])
+            regions = max(mem["regions"], 1)
+            block = mem["bytes"] // regions
+            context("memory_img", ("region_size", struct.pack("<Q", block), None),
+                    ("num_regions", struct.pack("<I", regions), None),
+                    *[("memory_img%d" % i, b"", block) for i in range(regions)])
         if blob["devices"] is not None:
             names = b"".join(os.fsencode(d)[:DEV_NAME_LEN].ljust(DEV_NAME_LEN, b"\0") for _c, d in blob["devices"])
-            write_context(os.path.join(where, "devices"), struct.pack("<I", len(blob["devices"])) + names)
+            context("devices", ("num_devs", struct.pack("<I", len(blob["devices"])), None), ("names", names, None))
             for cls, dev_id in blob["devices"]:
-                write_context(os.path.join(where, dev_id), cls.encode("ascii", "replace"))
+                context(dev_id, ("class", cls.encode("ascii", "replace"), None))
         for idx, core in enumerate(blob["vcores"] or []):
-            write_context(os.path.join(where, "guest_info%d" % idx), GUEST_INFO.pack(
-                core["rip"], core["cpu_mode"].encode("ascii"), core["mem_mode"].encode("ascii")))
+            context("guest_info%d" % idx, ("registers", GUEST_INFO.pack(
+                core["rip"], core["cpu_mode"].encode("ascii"), core["mem_mode"].encode("ascii")), None))
             if core["arch"]:
-                write_context(os.path.join(where, "vmcb_data%d" % idx), b"", VMCB_SIZE)
+                context("vmcb_data%d" % idx, ("vmcb", b"", VMCB_SIZE))
     except OSError as exc:
         sim.klog("unable to make directory %s (%s)" % (where, exc.strerror))
         return False
     return True
 
 
-def read_context(where, name):
+def read_context(where, name, keyed):
+    """(the first 64 KiB of a context's data, its data size); the keyed stream's frames are read
+    past, a frame that is not one makes the context unreadable (None, 0)."""
     try:
         with open(os.path.join(where, name), "rb") as fh:
-            return fh.read(65536), os.fstat(fh.fileno()).st_size
+            size = os.fstat(fh.fileno()).st_size
+            if not keyed:
+                return fh.read(65536), size
+            head, total, pos = b"", 0, 0
+            while pos < size:
+                fh.seek(pos)
+                frame = fh.read(KS_FRAME.size)
+                if len(frame) < KS_FRAME.size:
+                    return None, 0
+                boundary, keylen = KS_FRAME.unpack(frame)
+                if boundary != KS_BOUNDARY or keylen > 4096:
+                    return None, 0
+                fh.seek(keylen, os.SEEK_CUR)
+                length = fh.read(8)
+                if len(length) < 8:
+                    return None, 0
+                (datalen,) = struct.unpack("<Q", length)
+                pos += KS_FRAME.size + keylen + 8 + datalen
+                if pos > size:
+                    return None, 0
+                head += fh.read(min(datalen, 65536 - len(head))) if len(head) < 65536 else b""
+                total += datalen
+            return head, total
     except OSError:
         return None, 0
 
 
-def store_dir_read(sim, vm, where, opts):
+def store_dir_read(sim, vm, where, opts, keyed):
     """Read back what store_dir_write wrote; a missing context is None (apply_checkpoint says why)."""
-    head, _size = read_context(where, "header")
+    head, _size = read_context(where, "header", keyed)
     if head is None or head[:len(CHKPT_HEADER)] != CHKPT_HEADER:
         sim.klog("Unable to load checkpoint header", vm=vm["name"])
         return None
     blob = {"format": "v3sim-checkpoint-2", "vm_name": None, "memory": None, "devices": None, "vcores": None}
     if not opts & CHKPT_SKIP_MEM:
-        data, size = read_context(where, "memory_img")
+        data, size = read_context(where, "memory_img", keyed)
         if data is not None and len(data) >= MEM_IMG_HEAD.size:
-            regions, _declared = MEM_IMG_HEAD.unpack(data[:MEM_IMG_HEAD.size])
+            _block, regions = MEM_IMG_HEAD.unpack(data[:MEM_IMG_HEAD.size])
             blob["memory"] = {"bytes": size - MEM_IMG_HEAD.size, "regions": regions}
     if not opts & CHKPT_SKIP_DEVS:
-        data, _size = read_context(where, "devices")
+        data, _size = read_context(where, "devices", keyed)
         if data is not None and len(data) >= 4:
             (count,) = struct.unpack("<I", data[:4])
             names = [data[4 + i * DEV_NAME_LEN:4 + (i + 1) * DEV_NAME_LEN].rstrip(b"\0") for i in range(count)]
@@ -1869,8 +1914,8 @@ def store_dir_read(sim, vm, where, opts):
     if not opts & CHKPT_SKIP_CORES:
         blob["vcores"] = []
         for idx in range(len(vm["vcores"])):
-            data, _size = read_context(where, "guest_info%d" % idx)
-            arch, _vsize = read_context(where, "vmcb_data%d" % idx)
+            data, _size = read_context(where, "guest_info%d" % idx, keyed)
+            arch, _vsize = read_context(where, "vmcb_data%d" % idx, keyed)
             if data is None or len(data) < GUEST_INFO.size or (arch is None and not opts & CHKPT_SKIP_ARCH):
                 break
             rip, cpu_mode, mem_mode = GUEST_INFO.unpack(data[:GUEST_INFO.size])
@@ -1892,7 +1937,7 @@ def store_write(sim, vm, kind, where, blob):
 
 def store_read(sim, vm, kind, where, opts):
     if kind in ("dir", "keyed-dir"):
-        return store_dir_read(sim, vm, where, opts)
+        return store_dir_read(sim, vm, where, opts, kind == "keyed-dir")
     blob = sim.module["keyed_mem"].get(where) if kind == "mem" else None
     if blob is None:
         sim.klog("Could not open context to load/receive (%s)" % where, vm=vm["name"])

@@ -239,7 +239,14 @@ def test_saved_problems_name_what_real_palacios_writes(tmp_path):
     problems = ck.saved_problems(str(tmp_path), 'DIR', 4096, 2)
     assert problems == ['memory_img is 4107 bytes (the VM has 4096 bytes of memory: 4108 expected)',
                         'guest_info1 (the state of vcore 1) is missing or empty']
-    assert ck.saved_problems(str(tmp_path), 'KEYED_STREAM', 4096, 1) == []
+    assert ck.saved_problems(str(tmp_path), 'KEYED_STREAM', 4096, 1) == [
+        'header is 47 bytes (Palacios writes 73 bytes)', 'memory_img is 4107 bytes (the VM has 4096 bytes of memory: 4201 expected)']
+
+
+def test_keyed_stream_sizes_are_those_real_palacios_wrote():
+    # Observed on real Palacios (file: keyed stream, 128 MiB VM, one region): memory_img 134217833 bytes.
+    assert ck.keyed_memory_img_bytes(134217728, 1) == 134217833
+    assert ck.HEADER_BYTES == {'DIR': 47, 'KEYED_STREAM': 73}
 
 
 def test_schema_1_inventory_gains_the_checkpoints_table_and_keeps_its_records(tmp_path):
