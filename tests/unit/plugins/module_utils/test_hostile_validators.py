@@ -2,21 +2,28 @@
 memory targets, v3vee_facts options) and for the parse of v3_create's output: a validator accepts
 only what Palacios carries faithfully, and refuses everything else with V3veeError and a
 message, within bounded time and memory."""
+import io
+import json
 import os
 import socket
 import struct
 import tempfile
 import time
 import tracemalloc
+from contextlib import redirect_stdout
+from unittest import mock
 
 import pytest
+from ansible.module_utils.testing import patch_module_args
 from hypothesis import example, given, settings, strategies as st
+from simhost import ROOT, install_template, loaded_sim
 
-from ansible_collections.v3vee.palacios.plugins.module_utils import memory, validate
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
+from ansible_collections.v3vee.palacios.plugins.module_utils import memory, module as module_glue, validate
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import SETTINGS, V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import prepare
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import NAME_MAX_BYTES, Pool
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import CREATED_RE
+from ansible_collections.v3vee.palacios.plugins.modules import v3vee_memory, v3vee_vm, v3vee_vms
 from ansible_collections.v3vee.palacios.plugins.modules.v3vee_facts import check_params
 
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
@@ -272,3 +279,127 @@ def test_memory_node_given_as_a_numeric_string_is_planned():
 def test_facts_exclude_patterns_compile_or_say_why(patterns):
     params = {'gather_subset': ['all'], 'telemetry_lines': 50, 'vm_mem_mb': [128], 'telemetry_exclude': patterns}
     refused_or(check_params, params)
+
+
+# The module boundary: the real modules (AnsibleModule, their validation, the engine) on a
+# simulated host, with a tool runner that lets no tool run and fails the test if what reaches it
+# is not something Palacios carries faithfully.
+
+BIOS_XML = os.path.join(ROOT, 'roles', 'simulator', 'files', 'guests', 'bios-only.xml')
+
+
+def argv_problem(argv):
+    """What is wrong with an argv a module handed to a v3 tool, or None."""
+    for arg in argv:
+        try:
+            arg.encode('utf-8')
+        except UnicodeEncodeError:
+            return 'argument %r is not UTF-8 text' % arg
+        if '\x00' in arg:
+            return 'argument %r holds a NUL' % arg
+    if os.path.basename(argv[0]) == 'v3_create':
+        positional = [a for a in argv[1:] if a != '-b']
+        if not palacios_carries(positional[1]):
+            return 'VM name %r reached v3_create' % positional[1]
+        if any(not palacios_carries(option) for option in positional[2:]):
+            return 'config option %r reached v3_create' % positional[2:]
+    return None
+
+
+class ToolBoundary(object):
+    """A runner that runs nothing: it checks the argv, then fails the run as a refusing tool would."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv, cwd=None, env_update=None, timeout=None):
+        self.calls.append(list(argv))
+        problem = argv_problem(argv)
+        assert problem is None, problem
+        raise V3veeError('%s was not run (the test lets no tool run).' % os.path.basename(argv[0]))
+
+
+@pytest.fixture(scope='module')
+def sim_env(tmp_path_factory):
+    """The environment that points the modules at one loaded simulated host (module-wide: tools never run)."""
+    sim = loaded_sim(install_template(tmp_path_factory), tmp_path_factory.mktemp('hostile') / 'host')
+    conf = os.path.join(sim.root, 'host.conf')
+    open(conf, 'w').close()
+    env = dict((variable, getattr(sim.settings, name)) for name, (variable, _key, _default) in SETTINGS.items()
+               if getattr(sim.settings, name))
+    env['V3VEE_HOST_CONF'] = conf
+    return env
+
+
+def utf8(text):
+    try:
+        text.encode('utf-8')
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+# AnsibleModule itself cannot take lone surrogates (its invocation log encodes every parameter as
+# UTF-8 and raises): module parameters are UTF-8 text; the validators above take the rest.
+module_names = names.filter(utf8)
+module_option_text = option_text.filter(utf8)
+
+
+def run_module(env, module, args):
+    """(the module's JSON result, the argv lists that reached the runner)."""
+    boundary, out = ToolBoundary(), io.StringIO()
+    with mock.patch.dict(os.environ, env), patch_module_args(args), redirect_stdout(out), \
+            mock.patch.object(module_glue, 'subprocess_runner', boundary):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(out.getvalue()), boundary.calls
+
+
+@settings(deadline=5000)
+@given(module_names, st.one_of(st.none(), st.dictionaries(st.sampled_from(['mem', 'MEM', '\u212aey']), module_option_text,
+                                                          max_size=2)))
+@example('vm ok', {'mem': '64'})
+@example('-b', None)
+@example('x' * 126 + '\xe9', None)
+@example('ok', {'mem': '6\x004'})
+def test_v3vee_vm_lets_only_what_palacios_carries_reach_v3_create(sim_env, name, options):
+    result, calls = run_module(sim_env, v3vee_vm, {'name': name, 'config': BIOS_XML, 'config_options': options,
+                                                   'state': 'stopped'})
+    assert result.get('failed') and result['msg'], 'every run fails: bad input, or the test\'s runner'
+    if not palacios_carries(name) or any(not palacios_carries(v) for v in (options or {}).values()):
+        assert calls == [], 'invalid input reached a v3 tool'
+        assert 'was not run' not in result['msg']
+    else:
+        # A good name with the good config gets as far as v3_create (so the runner is really reached);
+        # an option value may still be refused for what it means (mem=0).
+        tools = [os.path.basename(argv[0]) for argv in calls]
+        assert tools == ['v3_create'] if options is None else tools in ([], ['v3_create']), result['msg']
+
+
+@settings(deadline=5000)
+@given(st.lists(module_names, min_size=1, max_size=3))
+@example(['good', 'bad\tname'])
+def test_v3vee_vms_refuses_the_whole_batch_before_any_tool_if_one_name_is_bad(sim_env, batch):
+    vms = [{'name': name, 'config': BIOS_XML, 'state': 'stopped'} for name in batch]
+    result, calls = run_module(sim_env, v3vee_vms, {'vms': vms})
+    assert result.get('failed') and result['msg']
+    if not all(palacios_carries(name) for name in batch):
+        assert calls == [], 'invalid input reached a v3 tool'
+
+
+@settings(deadline=5000)
+@given(st.dictionaries(node_keys, mb_values, min_size=1, max_size=2), st.sampled_from(memory.METHODS))
+@example({'0': '1e3'}, 'kernel')
+@example({'1_0': 64}, 'kernel')
+def test_v3vee_memory_runs_v3_mem_only_for_a_valid_target(sim_env, node_mb, method):
+    result, calls = run_module(sim_env, v3vee_memory, {'node_mb': node_mb, 'method': method})
+    assert result.get('failed') or calls == [], result
+    valid = all(memory._NODE_RE.match('%s' % key) and memory._mb(value) is not None for key, value in node_mb.items())
+    if calls:
+        assert valid, 'an invalid target reached v3_mem: %r' % calls
+        assert all(os.path.basename(argv[0]) == 'v3_mem' for argv in calls)
+
+
+def test_v3vee_memory_target_given_as_a_string_reaches_v3_mem(sim_env):
+    result, calls = run_module(sim_env, v3vee_memory, {'node_mb': {'0': '512'}, 'method': 'hotremove'})
+    assert [os.path.basename(argv[0]) for argv in calls] == ['v3_mem'], result['msg']
