@@ -39,6 +39,8 @@ MAX_PLAN_STEPS = 65536
 # A size in MB as YAML or a template gives it, or a NUMA node number (ASCII digits only).
 _MB_RE = re.compile(r'^[0-9]{1,15}(?:\.[0-9]{1,6})?$')
 _NODE_RE = re.compile(r'^[0-9]{1,4}$')
+_BLOCK_RE = re.compile(r'^memory([0-9]{1,9})$')
+_HEX_RE = re.compile(r'^(?:0x)?[0-9a-fA-F]{1,16}$')
 
 
 def kernel_max_chunk(max_order):
@@ -117,16 +119,19 @@ def read_memory_blocks(sys_dir):
         names = os.listdir(base)
     except (IOError, OSError, ValueError):
         return None
+    if block_size <= 0 or block_size >= 2 ** 64:
+        return None
     blocks = []
     for name in names:
-        if not (name.startswith('memory') and name[6:].isdigit()):
+        match = _BLOCK_RE.match(name)
+        if not match:
             continue
         try:
             state, removable = read(name, 'state'), read(name, 'removable')
-            nodes = [int(e[4:]) for e in os.listdir(os.path.join(base, name)) if e.startswith('node') and e[4:].isdigit()]
-        except (IOError, OSError):
+            nodes = [int(e[4:]) for e in os.listdir(os.path.join(base, name)) if _NODE_RE.match(e[4:]) and e[:4] == 'node']
+        except (IOError, OSError, UnicodeDecodeError):
             continue
-        blocks.append((int(name[6:]), nodes[0] if nodes else 0, state == 'online', removable == '1'))
+        blocks.append((int(match.group(1)), nodes[0] if nodes else 0, state == 'online', removable == '1'))
     return {'block_size': block_size, 'blocks': sorted(blocks)}
 
 
@@ -344,12 +349,9 @@ def parse_offline_file(text):
     ranges = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) != 2:
-            continue
-        try:
+        # 64-bit values only: a longer hex number is no address, and would not even print in a message.
+        if len(fields) == 2 and _HEX_RE.match(fields[0]) and _HEX_RE.match(fields[1]):
             ranges.append((int(fields[0], 16), int(fields[1], 16)))
-        except ValueError:
-            continue
     return ranges
 
 
@@ -374,8 +376,8 @@ def read_offline_file(palacios_dir):
     if not palacios_dir:
         return []
     try:
-        with open(os.path.join(palacios_dir, OFFLINE_FILE), 'r') as handle:
-            return parse_offline_file(handle.read())
+        with open(os.path.join(palacios_dir, OFFLINE_FILE), 'rb') as handle:
+            return parse_offline_file(handle.read().decode('utf-8', 'replace'))
     except (IOError, OSError):
         return []
 

@@ -151,14 +151,23 @@ def _cfg_val(element, key):
     return None
 
 
+INT_MAX = 2 ** 31 - 1
+
+
 def _atoi(text):
-    """C atoi(): leading digits, else 0."""
+    """C atoi(): leading ASCII digits, else 0 (other scripts' digits are no digits to C). Past INT_MAX
+    atoi's result is undefined, so such a value is refused."""
     digits = ''
     for char in (text or '').strip():
-        if not char.isdigit():
+        if not '0' <= char <= '9':
             break
         digits += char
-    return int(digits) if digits else 0
+        if len(digits) > 10:
+            break
+    value = int(digits) if digits else 0
+    if value > INT_MAX:
+        raise V3veeError('%r is larger than Palacios reads (atoi, at most %d).' % (text[:40], INT_MAX))
+    return value
 
 
 class VmShape(object):

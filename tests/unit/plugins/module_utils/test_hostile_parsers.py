@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from hypothesis import assume, example, given, settings, strategies as st
 
-from ansible_collections.v3vee.palacios.plugins.module_utils import guifile, kmsg, proc
+from ansible_collections.v3vee.palacios.plugins.module_utils import guifile, kmsg, memory, proc
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, read_host_conf
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
 from simhost import v3sim
@@ -305,3 +305,46 @@ def test_host_settings_file_parses_any_bytes(data):
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in values.items())
         # Undecodable bytes stay the same bytes (a path in the file must name that path).
         assert all(os.fsencode(v) in data for v in values.values() if v)
+
+
+# $PALACIOS_DIR/.v3offlinedmem (v3_mem's record of hot-removed memory) and Linux's memory blocks
+# (<sys_dir>/devices/system/memory), which v3vee_memory reads to plan hot-remove.
+
+@given(st.lists(st.one_of(st.sampled_from([b'8000000', b'\t', b'8000000\n', b' ', b'\n', b'f' * 5000, b'0x10',
+                                           b'\xff', b'-1', b'\xd9\xa3']), st.binary(max_size=4)), max_size=30)
+       .map(b''.join))
+@example(b'%s\t8000000\n' % (b'f' * 5000))  # once a number too long to print in the leak message
+@example(b'\xff\t1\n')                      # once a UnicodeDecodeError reading the file
+def test_offline_memory_record_parses_any_bytes(data):
+    with tempfile.TemporaryDirectory() as palacios_dir:
+        with open(os.path.join(palacios_dir, memory.OFFLINE_FILE), 'wb') as handle:
+            handle.write(data)
+        ranges = memory.read_offline_file(palacios_dir)
+    assert all(0 <= base < 2 ** 64 and 0 <= length < 2 ** 64 for base, length in ranges)
+    assert memory.leak_remedy(ranges, palacios_dir)
+
+
+sys_names = st.one_of(st.integers(0, 40).map('memory{}'.format), st.sampled_from(['memory\xb2', 'memory', 'memoryx',
+                                                                                 'memory' + '9' * 200, 'power']))
+
+
+@settings(deadline=5000)
+@given(st.sampled_from(['8000000', '0', 'zz', 'f' * 40, '\xff']), st.dictionaries(
+    sys_names, st.tuples(st.sampled_from(['online', 'offline', '\xff']), st.sampled_from(['0', '1', '']),
+                         st.sampled_from(['node0', 'node1', 'node\xb2', 'nodex', 'node' + '9' * 50])), max_size=6))
+@example('8000000', {'memory\xb2': ('online', '1', 'node0')})  # once int('\xb2'): ValueError
+def test_linux_memory_blocks_read_from_any_tree(block_size, blocks):
+    with tempfile.TemporaryDirectory() as sys_dir:
+        base = os.path.join(sys_dir, 'devices', 'system', 'memory')
+        os.makedirs(base)
+        with open(os.path.join(base, 'block_size_bytes'), 'w', encoding='utf-8', errors='surrogateescape') as handle:
+            handle.write(block_size)
+        for name, (state, removable, node) in blocks.items():
+            os.makedirs(os.path.join(base, name, node))
+            for field, value in (('state', state), ('removable', removable)):
+                with open(os.path.join(base, name, field), 'w', encoding='utf-8') as handle:
+                    handle.write(value)
+        sysmem = memory.read_memory_blocks(sys_dir)
+    if sysmem is not None:
+        assert 0 < sysmem['block_size'] < 2 ** 64
+        assert all(isinstance(number, int) and isinstance(node, int) for number, node, _on, _rm in sysmem['blocks'])

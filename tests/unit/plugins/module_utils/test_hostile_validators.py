@@ -124,17 +124,19 @@ XML_PIECES = ['<vm class="PC">', '</vm>', '<memory>', '</memory>', '<memory opt_
               '<file filename="/etc/hostname"/>', '<file filename="rel.img"/>', '<?xml version="1.0"?>',
               '<?xml version="1.0" encoding="ISO-8859-1"?>', '<!DOCTYPE vm [<!ENTITY a "aaaa">]>', '&a;', '&amp;',
               '&#0;', '&#x10FFFF;', '<![CDATA[x]]>', '<!-- c -->', '<x y="', '"', "'", '>', '<', '\x00', '\ufeff',
-              '\ud800', '\xe9', ' memory="1"']
+              '\ud800', '\xe9', ' memory="1"', '\xb2', '\u0663', '9' * 4400, '2147483648', '2147483647']
 
 
 @settings(deadline=5000)
 @given(st.lists(st.one_of(st.sampled_from(XML_PIECES), st.text(ANY_CHAR, max_size=5)), max_size=40).map(''.join),
        st.sampled_from(['utf-8', 'utf-16', 'latin-1']))
+@example('<vm class="PC"><memory>\xb2</memory><cores count="1"/></vm>', 'utf-8')  # once int('\xb2'): ValueError
+@example('<vm class="PC"><memory>%s</memory><cores count="1"/></vm>' % ('9' * 4400), 'utf-8')  # once past int()'s limit
 def test_guest_xml_of_any_pieces_validates_or_says_why(text, encoding):
     data = text.encode(encoding, 'surrogatepass') if encoding == 'utf-8' else text.encode(encoding, 'replace')
     shape = bounded_check(data)
     if shape is not None:
-        assert shape.mem_mb > 0 and shape.vcores > 0
+        assert 0 < shape.mem_mb <= validate.INT_MAX and 0 < shape.vcores <= validate.INT_MAX
         assert b'<!DOCTYPE' not in data
         data.decode('utf-8')  # only UTF-8 passes: ezxml ignores the declared encoding
 
