@@ -12,7 +12,7 @@ from hypothesis import assume, example, given, settings, strategies as st
 from ansible_collections.v3vee.palacios.plugins.module_utils import guifile, kmsg, memory, proc
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, read_host_conf
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
-from simhost import v3sim
+from simhost import make_sim, v3sim
 
 # Every code point, lone surrogates included (what surrogateescape-decoded bytes give).
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
@@ -193,6 +193,27 @@ def test_simulated_v3_guests_and_details_parse_back(vms):
         assert got['name'] == vm['name']
         assert [c['vcore'] for c in got['vcores']] == list(range(len(vm['vcores'])))
         assert [r['hpa_start'] for r in got['memory_regions']] == [hpa for hpa, _node in vm['regions']]
+
+
+@pytest.fixture(scope='module')
+def sim(tmp_path_factory):
+    return make_sim(tmp_path_factory.mktemp('names') / 'host', blocks=2)
+
+
+@given(st.one_of(accepted_names, st.tuples(st.integers(120, 126), st.sampled_from(['\xe9', '\u20ac', '\U0001f600']))
+                 .map(lambda t: 'x' * t[0] + t[1]).filter(lambda n: len(n.encode('utf-8')) <= 127)))
+@example('x' * 125 + '\xe9')  # 127 bytes: the kernel's strncpy keeps it whole
+def test_name_validated_is_the_name_the_simulated_kernel_shows(sim, name):
+    # The simulated kernel cuts names at 127 bytes as v3_create's strncpy does (gotcha 9).
+    validate_name(name)
+    out = sim.tool('v3_create', '-b', sim.xml['small'], name)
+    slot = int(out.rsplit('/dev/v3-vm', 1)[1])
+    try:
+        snap = proc.ProcReader(sim.settings.proc_dir).snapshot(details=True)
+        assert snap.by_slot(slot).name == name
+        assert snap.details[slot]['name'] == name
+    finally:
+        sim.tool('v3_free', str(slot))
 
 
 @given(st.integers(1, 8), st.integers(1, 64), st.integers(12, 30), st.integers(12, 30))
