@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile('ci', max_examples=100, derandomize=True, database=None, print_blob=True,
+settings.register_profile('ci', max_examples=200, derandomize=True, database=None, print_blob=True,
                           deadline=timedelta(seconds=2), suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile('deep', parent=settings.get_profile('ci'), max_examples=2000, derandomize=False)
+settings.register_profile('deep', parent=settings.get_profile('ci'), max_examples=4000, derandomize=False)
 PROFILE = os.environ.get('HYPOTHESIS_PROFILE', 'ci')
 settings.load_profile(PROFILE)
 
