@@ -3,14 +3,16 @@ host settings): whatever the bytes, a parser returns a result or raises V3veeErr
 message, within bounded time and memory; what a writer (the simulator's /proc, the GUI file
 writer) renders parses back to what was written."""
 import os
+import re
 import tempfile
 import tracemalloc
 
 import pytest
 from hypothesis import assume, example, given, settings, strategies as st
 
-from ansible_collections.v3vee.palacios.plugins.module_utils import guifile, kmsg, memory, proc
-from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError, read_host_conf
+from ansible_collections.v3vee.palacios.plugins.module_utils import facts, guifile, kmsg, memory, proc
+from ansible_collections.v3vee.palacios.plugins.module_utils.common import Settings, V3veeError, read_host_conf
+from ansible_collections.v3vee.palacios.plugins.plugin_utils import status_page
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import validate_name
 from simhost import make_sim, v3sim
 
@@ -369,3 +371,38 @@ def test_linux_memory_blocks_read_from_any_tree(block_size, blocks):
     if sysmem is not None:
         assert 0 < sysmem['block_size'] < 2 ** 64
         assert all(isinstance(number, int) and isinstance(node, int) for number, node, _on, _rm in sysmem['blocks'])
+
+
+# The whole read path: v3vee_facts on a /proc/v3vee tree of hostile bytes never fails (what does
+# not parse is reported in `problems`), and what it shows reaches the status page escaped.
+
+proc_bytes = st.lists(st.one_of(st.sampled_from([p.encode('utf-8', 'surrogatepass') for p in GUEST_PIECES + DETAIL_PIECES]),
+                                st.binary(max_size=6)), max_size=30).map(b''.join)
+
+
+@settings(deadline=5000)
+@given(st.sampled_from([GOOD_INFO.encode(), GOOD_INFO.replace('\t1\n', '\t0\n').encode(), b'\xff']),
+       proc_bytes, proc_bytes, st.binary(max_size=40))
+def test_facts_of_a_hostile_proc_tree_report_problems_never_fail(info, guests, details, mem):
+    with tempfile.TemporaryDirectory() as root:
+        proc_dir = os.path.join(root, 'v3vee')
+        os.mkdir(proc_dir)
+        for name, data in (('v3-info', info), ('v3-guests', guests), ('v3-guests-details', details), ('v3-mem0', mem)):
+            with open(os.path.join(proc_dir, name), 'wb') as handle:
+                handle.write(data)
+        settings_ = Settings(proc_dir=proc_dir, dev_dir=root, inventory_path=os.path.join(root, 'inventory.db'))
+        got = facts.gather(settings_, runner=None, subsets=('host', 'memory', 'vms'), vm_details=True)
+    assert all(isinstance(problem, str) and problem for problem in got['problems'])
+    for vm in got['vms']:
+        assert '<' not in status_page._esc(vm['name'])
+
+
+_ENTITY = re.compile(r'&(amp|lt|gt|quot|#x27);')
+
+
+@given(st.text(ANY_CHAR, max_size=40))
+def test_status_page_text_is_escaped_whatever_the_host_shows(text):
+    html = status_page._esc(text)
+    html.encode('utf-8')  # no lone surrogates reach the page
+    assert not re.search('[<>"\']', html) and '&' not in _ENTITY.sub('', html)
+    assert not status_page._CONTROL.search(html)

@@ -185,7 +185,6 @@ def test_external_entities_are_neither_read_nor_fetched():
         secret = os.path.join(tmpdir, 'secret')
         with open(secret, 'w') as handle:
             handle.write('42')
-        before = os.stat(secret).st_atime_ns
         os.utime(secret, ns=(0, 0))
         for system in ('file://' + secret, 'http://127.0.0.1:%d/x' % port, secret):
             text = ('<!DOCTYPE vm [<!ENTITY x SYSTEM "%s">]><vm class="PC"><memory>&x;</memory>'
@@ -194,7 +193,6 @@ def test_external_entities_are_neither_read_nor_fetched():
                 validate.check_xml(text.encode(), 'vm.xml')
             assert '42' not in str(err.value)
         assert os.stat(secret).st_atime_ns == 0, 'the file an entity named was read'
-        assert before
     with pytest.raises(BlockingIOError):
         server.accept()  # nobody connected
     server.close()
