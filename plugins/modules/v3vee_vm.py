@@ -58,7 +58,7 @@ options:
         directory, so relative C(<file filename>) paths resolve against that directory.
       - It is validated first (well-formed, C(class="PC"), C(<memory>), C(<cores count>), every C(<file>)
         present), because V(v3_create -b) crashes on a bad XML. Refused too, because Palacios' own XML parser
-        could not survive them in the kernel: a C(DOCTYPE) (entity declarations), more than 64 levels of nesting,
+        could not survive them in the kernel - a C(DOCTYPE) (entity declarations), more than 64 levels of nesting,
         more than 1 MiB, and any encoding but UTF-8.
     type: path
   config_xml:
