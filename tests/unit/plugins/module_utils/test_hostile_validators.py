@@ -21,9 +21,10 @@ from simhost import ROOT, install_template, loaded_sim
 from ansible_collections.v3vee.palacios.plugins.module_utils import memory, module as module_glue, validate
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import SETTINGS, V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import prepare
+from ansible_collections.v3vee.palacios.plugins.module_utils.guifile import FILE_NAME as guifile_name
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import NAME_MAX_BYTES, Pool
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import CREATED_RE
-from ansible_collections.v3vee.palacios.plugins.modules import v3vee_memory, v3vee_vm, v3vee_vms
+from ansible_collections.v3vee.palacios.plugins.modules import v3vee_inventory, v3vee_memory, v3vee_vm, v3vee_vms
 from ansible_collections.v3vee.palacios.plugins.modules.v3vee_facts import check_params
 
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
@@ -398,6 +399,34 @@ def test_v3vee_memory_runs_v3_mem_only_for_a_valid_target(sim_env, node_mb, meth
     if calls:
         assert valid, 'an invalid target reached v3_mem: %r' % calls
         assert all(os.path.basename(argv[0]) == 'v3_mem' for argv in calls)
+
+
+gui_lines = st.tuples(module_names, st.sampled_from([BIOS_XML, '', 'vm.xml', BIOS_XML + '\t']),
+                      st.sampled_from(['', '/dev/v3-vm0', '/dev/v3-vm99', 'x']), st.sampled_from(['0', '1', '2', '3', '']),
+                      st.sampled_from(['', '/x.img'])).map(lambda f: ','.join(f).encode('utf-8'))
+
+
+@settings(deadline=5000)
+@given(st.lists(st.one_of(gui_lines, st.binary(max_size=12)), max_size=6).map(b'\n'.join))
+@example(b'-b,' + BIOS_XML.encode() + b',,2,\ngood,' + BIOS_XML.encode() + b',,2,')
+def test_v3vee_inventory_recovers_only_gui_lines_palacios_carries(sim_env, data):
+    result, calls = import_and_recover(sim_env, data)
+    assert 'msg' in result or 'failed' not in result, result
+    assert all(os.path.basename(argv[0]) == 'v3_create' for argv in calls)  # checked by the runner
+
+
+def import_and_recover(env, data):
+    with tempfile.TemporaryDirectory() as tmpdir:
+        path = os.path.join(tmpdir, guifile_name)
+        with open(path, 'wb') as handle:
+            handle.write(data)
+        return run_module(env, v3vee_inventory, {'gui_import': path, 'recover': True,
+                                                 'inventory_path': os.path.join(tmpdir, 'inv.db')})
+
+
+def test_v3vee_inventory_recover_reaches_v3_create_for_a_good_gui_line_only(sim_env):
+    _result, calls = import_and_recover(sim_env, b'-b,%s,,2,\ngood,%s,,2,\n' % (BIOS_XML.encode(), BIOS_XML.encode()))
+    assert [argv[-1] for argv in calls] == ['good']
 
 
 def test_v3vee_memory_target_given_as_a_string_reaches_v3_mem(sim_env):
