@@ -21,6 +21,7 @@ Rules the planner enforces before anything runs:
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import os
 import re
 
@@ -179,8 +180,9 @@ def _mb(value):
     """A size in MB (a number, or a decimal string as templating gives it) -> bytes, or None if it is none."""
     if isinstance(value, str) and _MB_RE.match(value.strip()):
         value = float(value) if '.' in value else int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
-            or value == float('inf'):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return int(value * MiB)
 
