@@ -142,6 +142,26 @@ def test_guest_xml_of_any_pieces_validates_or_says_why(text, encoding):
         data.decode('utf-8')  # only UTF-8 passes: ezxml ignores the declared encoding
 
 
+printable = st.text(st.characters(codec='utf-8', exclude_categories=('Cs',)), max_size=20)
+
+
+@settings(deadline=5000)
+@given(st.integers(1, validate.INT_MAX), st.integers(1, 64), st.lists(st.tuples(
+    st.sampled_from(['device', 'extension', 'x']), printable, printable), max_size=5), st.integers(0, 60))
+def test_guest_xml_well_formed_with_any_text_gives_its_shape(mem, cores, extras, depth):
+    from xml.sax.saxutils import escape, quoteattr
+    body = ''.join('<%s id=%s>%s</%s>' % (tag, quoteattr(attr), escape(text), tag) for tag, attr, text in extras)
+    nested = '<n>' * depth + '</n>' * depth  # with the root and <x>: at most 62 levels, under the bound
+    xml = '<vm class="PC"><memory>%d</memory><cores count="%d"/>%s%s</vm>' % (mem, cores, body, nested)
+    data = xml.encode('utf-8')
+    valid_xml_chars = not any(ord(c) < 0x20 and c not in '\t\n\r' or c in '\ufffe\uffff' for c in xml)
+    shape = bounded_check(data)
+    if valid_xml_chars:
+        assert (shape.mem_mb, shape.vcores) == (mem, cores)
+    else:
+        assert shape is None  # XML 1.0 has no such characters; expat says where
+
+
 BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE vm [<!ENTITY l0 "ha">'
                   + ''.join('<!ENTITY l%d "%s">' % (i, ('&l%d;' % (i - 1)) * 10) for i in range(1, 10))
                   + ']><vm class="PC"><memory>&l9;</memory><cores count="1"/></vm>')
