@@ -134,8 +134,9 @@ def read_host_conf(path, required=False):
     the modules at another host's paths."""
     values = {}
     try:
-        with open(path, 'r') as handle:
-            lines = handle.read().splitlines()
+        with open(path, 'rb') as handle:
+            # Paths are bytes to the kernel: a byte that is not UTF-8 stays that byte (surrogateescape).
+            lines = handle.read().decode('utf-8', 'surrogateescape').splitlines()
     except (IOError, OSError) as exc:
         if not required and not os.path.lexists(path):
             return values

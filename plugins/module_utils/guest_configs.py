@@ -84,9 +84,13 @@ class InlineConfig(object):
 
 def prepare(inventory_path, name, config_xml, options=None):
     """Validate inline XML as check_config validates a file; nothing is written."""
-    data = config_xml.encode('utf-8') if not isinstance(config_xml, bytes) else config_xml
-    directory = configs_dir(inventory_path)
     source = 'config_xml of VM %r' % name
+    try:
+        data = config_xml.encode('utf-8') if not isinstance(config_xml, bytes) else config_xml
+    except UnicodeEncodeError as exc:
+        # Bytes that were not UTF-8 reach a module as surrogates: no XML parser reads them as text.
+        raise V3veeError('%s is not valid UTF-8 text (character %d).' % (source, exc.start + 1))
+    directory = configs_dir(inventory_path)
     shape = check_xml(data, source, directory, options, relative_files=False)
     return InlineConfig(name, os.path.join(directory, file_name(name, data)), data, dict(options or {}), shape)
 

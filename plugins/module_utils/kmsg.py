@@ -26,15 +26,17 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 MARKER = 'palacios (pcore '
 _MARKER_BYTES = MARKER.encode('ascii')
 
+# Numbers are ASCII and bounded (\d takes other scripts' digits; int() refuses 4300+ digits): any
+# user can put a line into the syslog files with `logger -t kernel`.
 # Non-greedy VM name: names may hold spaces (and even parentheses); the name ends at the first
 # ")" that is followed by ": " or by a file(line) and ": ".
 _PREFIX_RE = re.compile(
-    r'palacios \(pcore (?P<pcore>\d+)'
-    r'(?: vm (?P<vm>.*?)(?: vcore (?P<vcore>\d+))?)?\)'
-    r'(?: (?P<location>[^\s()]+\(\d+\)))?'
+    r'palacios \(pcore (?P<pcore>[0-9]{1,9})'
+    r'(?: vm (?P<vm>.*?)(?: vcore (?P<vcore>[0-9]{1,9}))?)?\)'
+    r'(?: (?P<location>[^\s()]+\([0-9]{1,9}\)))?'
     r': ?(?P<message>.*)$')
 # dmesg: "[   12.345678] msg" (optionally "<6>" level and a "[  T123]" caller id, newer kernels).
-_UPTIME_RE = re.compile(r'^(?:<\d+>)?\[\s*(?P<uptime>\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?(?P<rest>.*)$')
+_UPTIME_RE = re.compile(r'^(?:<[0-9]{1,3}>)?\[\s*(?P<uptime>[0-9]{1,12}\.[0-9]{1,9})\](?:\[\s*[TC][0-9]{1,9}\])?\s?(?P<rest>.*)$')
 # dmesg -T / --ctime: "[Fri Nov 21 05:40:00 2026] msg"
 _CTIME_RE = re.compile(r'^\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?(?P<rest>.*)$')
 # syslog (/var/log/messages, kern.log) and journalctl -o short / short-precise / short-iso(-precise):

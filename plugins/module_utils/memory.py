@@ -21,7 +21,9 @@ Rules the planner enforces before anything runs:
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import os
+import re
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import SEED_POOL_SIZE
@@ -32,6 +34,14 @@ PAGE_SIZE = 4096
 MIN_ALLOC = 64 * PAGE_SIZE      # v3_mem.c: the smallest -a request the tool accepts
 METHODS = ('hotremove', 'kernel')
 OFFLINE_FILE = '.v3offlinedmem'
+# One run makes at most this many v3_mem calls (a 4 MB chunk each is 256 GB): a target past it fails
+# before anything runs, instead of planning without bound.
+MAX_PLAN_STEPS = 65536
+# A size in MB as YAML or a template gives it, or a NUMA node number (ASCII digits only).
+_MB_RE = re.compile(r'^[0-9]{1,15}(?:\.[0-9]{1,6})?$')
+_NODE_RE = re.compile(r'^[0-9]{1,4}$')
+_BLOCK_RE = re.compile(r'^memory([0-9]{1,9})$')
+_HEX_RE = re.compile(r'^(?:0x)?[0-9a-fA-F]{1,16}$')
 
 
 def kernel_max_chunk(max_order):
@@ -110,16 +120,19 @@ def read_memory_blocks(sys_dir):
         names = os.listdir(base)
     except (IOError, OSError, ValueError):
         return None
+    if block_size <= 0 or block_size >= 2 ** 64:
+        return None
     blocks = []
     for name in names:
-        if not (name.startswith('memory') and name[6:].isdigit()):
+        match = _BLOCK_RE.match(name)
+        if not match:
             continue
         try:
             state, removable = read(name, 'state'), read(name, 'removable')
-            nodes = [int(e[4:]) for e in os.listdir(os.path.join(base, name)) if e.startswith('node') and e[4:].isdigit()]
-        except (IOError, OSError):
+            nodes = [int(e[4:]) for e in os.listdir(os.path.join(base, name)) if _NODE_RE.match(e[4:]) and e[:4] == 'node']
+        except (IOError, OSError, UnicodeDecodeError):
             continue
-        blocks.append((int(name[6:]), nodes[0] if nodes else 0, state == 'online', removable == '1'))
+        blocks.append((int(match.group(1)), nodes[0] if nodes else 0, state == 'online', removable == '1'))
     return {'block_size': block_size, 'blocks': sorted(blocks)}
 
 
@@ -163,25 +176,36 @@ def add_argv(chunk, method, below_4g, node, multi_node):
     return argv + ['-a', format_mb(chunk)]
 
 
+def _mb(value):
+    """A size in MB (a number, or a decimal string as templating gives it) -> bytes, or None if it is none."""
+    if isinstance(value, str) and _MB_RE.match(value.strip()):
+        value = float(value) if '.' in value else int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return int(value * MiB)
+
+
 def normalize_target(target, nodes):
     """target -> ('node', {node: bytes}) or ('total', bytes). Input MB: {'total': n} or {'per_node': {node: n}}."""
     if target.get('total') is not None:
-        mb = target['total']
-        if mb < 0:
-            raise V3veeError('total_mb must not be negative (got %s).' % mb)
-        return 'total', int(mb * MiB)
+        size = _mb(target['total'])
+        if size is None:
+            raise V3veeError('total_mb must be a number of MB >= 0 (got %r).' % (target['total'],))
+        return 'total', size
     per_node = {}
     for key, mb in target['per_node'].items():
-        try:
-            node = int(key)
-        except (TypeError, ValueError):
+        if isinstance(key, bool) or not (isinstance(key, int) or _NODE_RE.match('%s' % key)):
             raise V3veeError('per_node keys must be NUMA node numbers, got %r.' % (key,))
+        node = int(key)
         if node < 0 or node >= nodes:
             raise V3veeError('NUMA node %d does not exist: v3-info reports %d node(s) (0..%d).'
                              % (node, nodes, nodes - 1))
-        if mb is None or mb < 0:
-            raise V3veeError('The reservation for node %d must be a number >= 0 (got %r).' % (node, mb))
-        per_node[node] = int(mb * MiB)
+        size = _mb(mb)
+        if size is None:
+            raise V3veeError('The reservation for node %d must be a number of MB >= 0 (got %r).' % (node, mb))
+        per_node[node] = size
     return 'node', per_node
 
 
@@ -234,6 +258,10 @@ def plan_memory(zones, info, target, sysmem, method='hotremove', below_4g=False)
     for group, goal in groups:
         def have():
             return sum(reserved[n] for n in group)
+        if chunk and goal - have() > (MAX_PLAN_STEPS - len(steps)) * chunk:
+            raise V3veeError('Reserving %s MB would take more than %d v3_mem calls of %s MB (the run-time block size) '
+                             'in one run. Nothing was run. Reserve less per run, or load the module with a larger '
+                             'mem_block_size.' % (format_mb(goal), MAX_PLAN_STEPS, format_mb(chunk)))
         while have() < goal:
             node = min((n for n in group if left is None or left[n] > 0), key=lambda n: (reserved[n], n))
             if left is not None:
@@ -323,12 +351,9 @@ def parse_offline_file(text):
     ranges = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) != 2:
-            continue
-        try:
+        # 64-bit values only: a longer hex number is no address, and would not even print in a message.
+        if len(fields) == 2 and _HEX_RE.match(fields[0]) and _HEX_RE.match(fields[1]):
             ranges.append((int(fields[0], 16), int(fields[1], 16)))
-        except ValueError:
-            continue
     return ranges
 
 
@@ -353,8 +378,8 @@ def read_offline_file(palacios_dir):
     if not palacios_dir:
         return []
     try:
-        with open(os.path.join(palacios_dir, OFFLINE_FILE), 'r') as handle:
-            return parse_offline_file(handle.read())
+        with open(os.path.join(palacios_dir, OFFLINE_FILE), 'rb') as handle:
+            return parse_offline_file(handle.read().decode('utf-8', 'replace'))
     except (IOError, OSError):
         return []
 

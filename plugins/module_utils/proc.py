@@ -16,6 +16,11 @@ from collections import namedtuple
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 
 MAX_VMS = 32            # linux_module/palacios.h MAX_VMS: slots 0..31
+# What a Linux kernel can show (x86_64: NODES_SHIFT <= 10, NR_CPUS <= 8192; an order past 63 shifts
+# beyond 64 bits). v3-info values outside these are refused: callers loop over nodes and shift by orders.
+MAX_NODES = 1024
+MAX_CPUS = 8192
+MAX_ORDER_LIMIT = 63
 NAME_MAX_BYTES = 127    # v3_create strncpy(name, argv, 127) into a 128-byte field
 SEED_POOL_SIZE = 4194304  # the pool buddy_init allocates per node at insmod (order 22)
 UNAVAILABLE = '<unable to get data for this VM>'
@@ -29,7 +34,9 @@ BROKEN_REMEDY = ('v3_free cannot remove it and the collection never acts on it; 
 # States as /proc/v3vee/v3-guests prints them (vmm_types.h v3_vm_state + "UNKNOWN" for resetting).
 STABLE_STATES = ('stopped', 'running', 'paused', 'ERROR')
 
-_DEV_RE = re.compile(r'/v3-vm(\d+)$')
+# ASCII digits only, and bounded: \d would take other scripts' digits, int() refuses 4300+ digits.
+_DEV_RE = re.compile(r'/v3-vm([0-9]{1,4})$')
+_COUNT_RE = re.compile(r'^([0-9]{1,20}) (\S+)$')
 
 VmEntry = namedtuple('VmEntry', 'index name device state vcores regions mem_bytes vm_type')
 Pool = namedtuple('Pool', 'base order size free')
@@ -37,17 +44,18 @@ Pool = namedtuple('Pool', 'base order size free')
 
 def _slot_of(device):
     match = _DEV_RE.search(device)
-    if not match:
-        raise V3veeError('Cannot parse the device %r in v3-guests: expected /dev/v3-vm<N>.' % device)
+    if not match or int(match.group(1)) >= MAX_VMS:
+        raise V3veeError('Cannot parse the device %r in v3-guests: expected /dev/v3-vm<N>, N below %d.'
+                         % (device, MAX_VMS))
     return int(match.group(1))
 
 
 def _count(field, unit):
     # "2 vcores", "4 regions", "536870912 mem"
-    parts = field.split(' ')
-    if len(parts) != 2 or parts[1] != unit or not parts[0].isdigit():
+    match = _COUNT_RE.match(field)
+    if not match or match.group(2) != unit:
         raise ValueError(field)
-    return int(parts[0])
+    return int(match.group(1))
 
 
 def parse_guests(text):
@@ -78,6 +86,10 @@ def parse_guests(text):
         except (ValueError, V3veeError):
             raise V3veeError('Cannot parse line %d of v3-guests: %r. Is this a Palacios /proc/v3vee?'
                              % (number, line))
+        if any(e.index == entry.index for e in entries):
+            # The kernel lists each slot once: acting on either line could hit the wrong VM.
+            raise V3veeError('v3-guests lists %s twice (line %d: %r). Is this a Palacios /proc/v3vee?'
+                             % (entry.device, number, line))
         entries.append(entry)
     return sorted(entries, key=lambda e: e.index)
 
@@ -92,8 +104,12 @@ def broken_message(entry):
             % (entry.device, entry.name, UNAVAILABLE, BROKEN_REMEDY))
 
 
-_VCORE_RE = re.compile(r'^\s+vcore (\d+) (\S+) on pcore (\d+) (\d+) exits rip=(\S+) (.*)$')
-_REGION_RE = re.compile(r'^\s+region (\d+) has HPAs (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) \(node (-?\d+)\) GPA (0x[0-9a-fA-F]+)(.*)$')
+_VCORE_RE = re.compile(r'^\s+vcore ([0-9]{1,10}) (\S+) on pcore ([0-9]{1,10}) ([0-9]{1,20}) exits rip=(\S+) (.*)$')
+_REGION_RE = re.compile(r'^\s+region ([0-9]{1,10}) has HPAs (0x[0-9a-fA-F]{1,16})-(0x[0-9a-fA-F]{1,16}) '
+                        r'\(node (-?[0-9]{1,10})\) GPA (0x[0-9a-fA-F]{1,16})(.*)$')
+_ENTRY_RE = re.compile(r'^Entry: *([0-9]{1,4})$')
+# read_guests_details prints "Name:         %s": what follows that padding is the name, spaces and all.
+_NAME_PREFIX = 'Name:         '
 
 
 def parse_guests_details(text):
@@ -103,12 +119,16 @@ def parse_guests_details(text):
     current = None
     for line in text.split('\n'):
         if line.startswith('Entry:'):
-            current = {'slot': int(line.split(':', 1)[1]), 'vcores': [], 'regions': [], 'memory_regions': []}
+            match = _ENTRY_RE.match(line)
+            if not match or int(match.group(1)) >= MAX_VMS or int(match.group(1)) in result:
+                raise V3veeError('Cannot parse v3-guests-details line %r: expected "Entry: <slot>", each slot once, '
+                                 'below %d.' % (line, MAX_VMS))
+            current = {'slot': int(match.group(1)), 'vcores': [], 'regions': [], 'memory_regions': []}
             result[current['slot']] = current
         elif current is None:
             continue
         elif line.startswith('Name:'):
-            current['name'] = line.split(':', 1)[1].strip(' ')
+            current['name'] = line[len(_NAME_PREFIX):] if line.startswith(_NAME_PREFIX) else line[5:].strip(' ')
         elif line.startswith('State:'):
             current['state'] = line.split(':', 1)[1].strip()
         elif line.startswith('Type:'):
@@ -140,7 +160,10 @@ _INFO_KEYS = {
     'palacios compiled mem_block_size:': 'compiled_block_size',
     'palacios run-time mem_block_size:': 'runtime_block_size',
 }
-_CPU_NODE_RE = re.compile(r'^cpu (\d+) -> node (\d+)$')
+_CPU_NODE_RE = re.compile(r'^cpu ([0-9]{1,5}) -> node ([0-9]{1,5})$')
+_INFO_VALUE_RE = re.compile(r'^[0-9]{1,20}$')
+# key -> (lowest, highest) the kernel can print; block sizes are 64-bit (2**64-1: an unparsable option).
+_INFO_RANGES = {'max_order': (1, MAX_ORDER_LIMIT), 'nodes': (1, MAX_NODES), 'cpus': (1, MAX_CPUS)}
 
 
 def parse_info(text):
@@ -151,8 +174,10 @@ def parse_info(text):
         for prefix, key in _INFO_KEYS.items():
             if line.startswith(prefix):
                 value = line[len(prefix):].strip()
-                if not value.isdigit():
-                    raise V3veeError('Cannot parse v3-info line %r.' % line)
+                low, high = _INFO_RANGES.get(key, (0, 2 ** 64 - 1))
+                if not _INFO_VALUE_RE.match(value) or not low <= int(value) <= high:
+                    raise V3veeError('Cannot parse v3-info line %r: expected a number from %d to %d.'
+                                     % (line, low, high))
                 info[key] = int(value)
         match = _CPU_NODE_RE.match(stripped)
         if match:
@@ -160,12 +185,17 @@ def parse_info(text):
     missing = [key for key in _INFO_KEYS.values() if key not in info]
     if missing:
         raise V3veeError('v3-info lacks %s: is this a Palacios /proc/v3vee?' % ', '.join(missing))
+    wrong = ['cpu %d -> node %d' % item for item in sorted(info['cpu_to_node'].items())
+             if item[0] >= info['cpus'] or item[1] >= info['nodes']]
+    if wrong:
+        raise V3veeError('v3-info maps %s, beyond its %d cpus and %d nodes.' % (', '.join(wrong[:4]), info['cpus'],
+                                                                                info['nodes']))
     return info
 
 
-_POOL_RE = re.compile(r'Base Addr=([0-9a-fA-Fx]+), order=(\d+), size=(\d+), free=(\d+)')
-_ZONE_RE = re.compile(r'Zone Max Order=(\d+), Min Order=(\d+)')
-_FREE_LIST_RE = re.compile(r'^\s*order\s+(\d+): (\d+) free blocks')
+_POOL_RE = re.compile(r'Base Addr=(?:0x)?([0-9a-fA-F]{1,16}), order=([0-9]{1,2}), size=([0-9]{1,20}), free=([0-9]{1,20})')
+_ZONE_RE = re.compile(r'Zone Max Order=([0-9]{1,2}), Min Order=([0-9]{1,2})')
+_FREE_LIST_RE = re.compile(r'^\s*order\s+([0-9]{1,2}): ([0-9]{1,20}) free blocks')
 
 
 def parse_mem(text):
@@ -185,6 +215,14 @@ def parse_mem(text):
         if match:
             zone['pools'].append(Pool(int(match.group(1), 16), int(match.group(2)),
                                       int(match.group(3)), int(match.group(4))))
+        elif 'Base Addr=' in line:
+            # A pool line we cannot read would make the reserved memory look smaller than it is.
+            raise V3veeError('Cannot parse the v3-mem pool line %r. Is this a Palacios /proc/v3vee?' % line)
+    # Orders are log2 of bytes: past 63 no 64-bit kernel prints them (and 1 << order would not fit).
+    orders = list(zone['free_lists']) + [p.order for p in zone['pools']] + [zone.get('max_order', 0)]
+    if max(orders) > MAX_ORDER_LIMIT:
+        raise V3veeError('v3-mem shows a buddy order of %d, beyond %d. Is this a Palacios /proc/v3vee?'
+                         % (max(orders), MAX_ORDER_LIMIT))
     zone['pools'].sort(key=lambda p: p.base)
     return zone
 

@@ -19,7 +19,9 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import (
     TOOL_SEARCH_DIRS, V3veeError, find_executable, untrusted)
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_RESULT, STEP_TOOLS
 
-CREATED_RE = re.compile(r'created at (/dev/v3-vm(\d+))')
+# The success line, whole: v3_create echoes the name earlier too ("Building VM Image (... (name=%s)"),
+# and a name may itself contain "created at /dev/v3-vm9". The greedy name ends at the last match.
+CREATED_RE = re.compile(r'^VM \((.*)\) created at (/dev/v3-vm([0-9]{1,4}))$', re.M)
 SIGSEGV_CODES = (-11, 139)
 
 
@@ -310,12 +312,12 @@ class Executor(object):
             if result.rc in SIGSEGV_CODES:
                 raise tool_error('v3_create crashed (SIGSEGV) while building VM %r: the XML or one of its files '
                                  'could not be read.' % job.name, result)
-            match = CREATED_RE.search(result.stdout)
-            if result.rc != 0 or not match:
+            matches = CREATED_RE.findall(result.stdout)
+            if result.rc != 0 or not matches:
                 raise tool_error('The kernel refused to create VM %r (v3_create: "%s").'
                                  % (job.name, (result.stdout.strip().splitlines() or ['no output'])[-1]), result,
                                  hint=KERNEL_LOG_HINT)
-            return job, int(match.group(2)), result
+            return job, int(matches[-1][2]), result
         slot = job.current.index
         if in_slot(guests, slot, job.name) is None:
             raise V3veeError('VM %r vanished from /dev/v3-vm%d before %s.' % (job.name, slot, step))

@@ -6,13 +6,19 @@
 Why each check exists (docs/palacios-interface.md): v3_create -b segfaults on a missing
 or malformed XML (gotcha 3, observed 2); the kernel only accepts class="PC" with <memory> and
 <cores count> (5.2); <file filename> is stat()ed relative to v3_create's working directory
-(5.4); names are cut to 127 bytes and TAB/newline break /proc, commas break the GUI file (gotcha 9).
+(5.4); names are cut to 127 bytes and TAB/newline break /proc, commas break the GUI file (gotcha 9);
+v3_create's GNU getopt takes any argument that starts with '-' as options (1.1).
+The XML is checked for what Palacios' own parser (ezxml, in v3_create and in the kernel) cannot
+survive before the kernel ever sees it: no DTD (ezxml expands the entities a DTD declares, a
+"billion laughs" expands without bound), bounded size and nesting depth (ezxml frees a tree by
+recursion, in the kernel on its small stack), UTF-8 only (ezxml ignores the declared encoding).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import pyexpat
 import struct
 import unicodedata
 
@@ -20,24 +26,37 @@ from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3vee
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import NAME_MAX_BYTES
 
 IMAGE_COOKIES = (b'v3vee\x00\x00\x01', b'v3vee\x00\x00\x00')
+# Palacios configs are a few KB, a handful of levels deep; far beyond either is no guest config.
+MAX_XML_BYTES = 1024 * 1024
+MAX_XML_DEPTH = 64
+# Linux refuses (E2BIG) one exec argument longer than MAX_ARG_STRLEN, 128 KiB: v3_create gets tag=value.
+MAX_OPTION_BYTES = 65536
+_XML_ENCODINGS = ('utf-8', 'utf8', 'us-ascii', 'ascii')
 
 
 def validate_name(name):
     """Reject names the kernel, /proc or the GUI file cannot carry faithfully."""
     if name is None or name == '':
         raise V3veeError('VM name must not be empty.')
-    raw = name.encode('utf-8', 'surrogateescape')
-    if len(raw) > NAME_MAX_BYTES:
-        raise V3veeError('VM name %r is %d bytes long; Palacios keeps only %d bytes, so the name in the '
-                         'kernel would differ from the inventory. Use a shorter name.'
-                         % (name, len(raw), NAME_MAX_BYTES))
+    # Characters first: the byte length of text that is not UTF-8 is not even defined.
     for char in name:
         if char == ',':
             raise V3veeError('VM name %r contains a comma, which breaks the GUI inventory file '
                              '(virtual_machines_list.txt is comma-separated).' % name)
-        if unicodedata.category(char) in ('Cc', 'Cs'):
+        if unicodedata.category(char) == 'Cs':
+            raise V3veeError('VM name %r is not valid UTF-8 text (it holds %r, an undecodable byte or a lone '
+                             'surrogate); use printable characters only.' % (name, char))
+        if unicodedata.category(char) == 'Cc':
             raise V3veeError('VM name %r contains the control character %r (TAB, newline and NUL break '
                              '/proc/v3vee/v3-guests); use printable characters only.' % (name, char))
+    if name.startswith('-'):
+        raise V3veeError('VM name %r starts with "-": v3_create would take it for options and create nothing. '
+                         'Start the name with another character.' % name)
+    raw = name.encode('utf-8')
+    if len(raw) > NAME_MAX_BYTES:
+        raise V3veeError('VM name %r is %d bytes long; Palacios keeps only %d bytes, so the name in the '
+                         'kernel would differ from the inventory. Use a shorter name.'
+                         % (name, len(raw), NAME_MAX_BYTES))
     return name
 
 
@@ -50,6 +69,73 @@ def _check_readable_file(path, what):
                          'read on the host the task runs on, not on the controller.' % (what, path))
     if not os.access(path, os.R_OK):
         raise V3veeError('%s %s on the managed host is not readable by this user.' % (what, path))
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse(why):
+    def handler(*_args):
+        raise _Refused(why)
+    return handler
+
+
+def check_xml_safety(data, source):
+    """Refuse XML that Palacios' parser could not survive (module docstring), in one streaming pass
+    that keeps nothing: bounded time and memory whatever the bytes."""
+    if len(data) > MAX_XML_BYTES:
+        raise V3veeError('%s is %d bytes; a Palacios XML config is at most %d bytes here.'
+                         % (source, len(data), MAX_XML_BYTES))
+    try:
+        data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise V3veeError('%s is not UTF-8 (byte %d); Palacios\' XML parser reads UTF-8 only.' % (source, exc.start + 1))
+    parser = pyexpat.ParserCreate('UTF-8')
+    parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse('it has a DOCTYPE; Palacios configs have none, and the entities a DTD '
+                                             'declares would be expanded by Palacios\' XML parser without bound')
+    parser.ExternalEntityRefHandler = _refuse('it refers to an external entity')
+    depth = [0]
+
+    def declaration(_version, encoding, _standalone):
+        if encoding and encoding.lower() not in _XML_ENCODINGS:
+            raise _Refused('it declares the encoding %r; Palacios\' XML parser reads UTF-8 only' % encoding)
+
+    def start(_name, _attributes):
+        depth[0] += 1
+        if depth[0] > MAX_XML_DEPTH:
+            raise _Refused('its elements nest deeper than %d levels' % MAX_XML_DEPTH)
+
+    def end(_name):
+        depth[0] -= 1
+    parser.XmlDeclHandler = declaration
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+    except _Refused as exc:
+        raise V3veeError('%s is refused: %s.' % (source, exc))
+    except pyexpat.ExpatError as exc:
+        raise V3veeError('%s is not well-formed XML (%s); v3_create -b would crash on it.' % (source, exc))
+
+
+def _ascii_lower(text):
+    """v3_create matches opt_tags with strcasecmp: only A-Z fold (Python's lower() folds more)."""
+    return ''.join(chr(ord(c) + 32) if 'A' <= c <= 'Z' else c for c in text)
+
+
+def option_problem(key, value):
+    """Why `key=value` cannot be passed to v3_create as a config option, or None."""
+    if not key or '=' in key or any(c.isspace() or unicodedata.category(c) in ('Cc', 'Cs') for c in key):
+        return 'config_options key %r is not a valid opt_tag name.' % key
+    for char in value:
+        if unicodedata.category(char) in ('Cc', 'Cs'):
+            return ('config_options value %r of %r contains %r (a control character or a byte that is not UTF-8); '
+                    'v3_create puts it into the XML as text: use printable text.' % (value, key, char))
+    if len(('%s=%s' % (key, value)).encode('utf-8')) > MAX_OPTION_BYTES:
+        return 'config_options value of %r is longer than %d bytes.' % (key, MAX_OPTION_BYTES)
+    return None
 
 
 def _cfg_val(element, key):
@@ -65,14 +151,23 @@ def _cfg_val(element, key):
     return None
 
 
+INT_MAX = 2 ** 31 - 1
+
+
 def _atoi(text):
-    """C atoi(): leading digits, else 0."""
+    """C atoi(): leading ASCII digits, else 0 (other scripts' digits are no digits to C). Past INT_MAX
+    atoi's result is undefined, so such a value is refused."""
     digits = ''
     for char in (text or '').strip():
-        if not char.isdigit():
+        if not '0' <= char <= '9':
             break
         digits += char
-    return int(digits) if digits else 0
+        if len(digits) > 10:
+            break
+    value = int(digits) if digits else 0
+    if value > INT_MAX:
+        raise V3veeError('%r is larger than Palacios reads (atoi, at most %d).' % (text[:40], INT_MAX))
+    return value
 
 
 class VmShape(object):
@@ -99,6 +194,7 @@ def check_xml(text, source, base_dir=None, options=None, relative_files=True):
     """
     # Imported here: only a run that validates an XML pays for the XML parser (module start-up cost).
     import xml.etree.ElementTree as ET
+    check_xml_safety(text, source)
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -108,15 +204,16 @@ def check_xml(text, source, base_dir=None, options=None, relative_files=True):
     for element in root.iter():
         tag = element.get('opt_tag')
         if tag:
-            tagged.setdefault(tag.lower(), []).append(element)
+            tagged.setdefault(_ascii_lower(tag), []).append(element)
     for key, value in options.items():
-        if not key or '=' in key or any(c.isspace() for c in key):
-            raise V3veeError('config_options key %r is not a valid opt_tag name.' % key)
-        if key.lower() not in tagged:
+        problem = option_problem(key, value)
+        if problem:
+            raise V3veeError(problem)
+        if _ascii_lower(key) not in tagged:
             raise V3veeError('config_options key %r matches no opt_tag in %s (v3_create would print '
                              '"Could not find Config option"). Known: %s.'
                              % (key, source, ', '.join(sorted(tagged)) or 'none'))
-        for element in tagged[key.lower()]:
+        for element in tagged[_ascii_lower(key)]:
             element.text = '%s' % value
     klass = _cfg_val(root, 'class')
     if klass != 'PC':
@@ -162,7 +259,7 @@ def check_config(path, options=None):
     """Validate an XML config file for `v3_create -b` (run in the file's directory)."""
     _check_readable_file(path, 'Config')
     with open(path, 'rb') as handle:
-        text = handle.read()
+        text = handle.read(MAX_XML_BYTES + 1)  # one byte more than allowed: check_xml says it is too big
     return check_xml(text, path, os.path.dirname(path), options)
 
 
@@ -175,8 +272,8 @@ def check_image(path):
             raise V3veeError('Image %s is not a Palacios guest image (no "v3vee" header). An XML config '
                              'goes in the config option, not image.' % path)
         (xml_len,) = struct.unpack('<I', head[8:12])
-        xml = handle.read(xml_len)
-    if len(xml) != xml_len:
+        xml = handle.read(min(xml_len, MAX_XML_BYTES + 1))
+    if len(xml) != xml_len and len(xml) <= MAX_XML_BYTES:
         raise V3veeError('Image %s is truncated (its header announces %d bytes of XML).' % (path, xml_len))
     return check_xml(xml, path)
 

@@ -641,7 +641,7 @@ def check_params(params):
     for pattern in params['telemetry_exclude']:
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:  # too deeply nested, a repeat too large
             raise V3veeError('telemetry_exclude %r is not a regular expression: %s.' % (pattern, exc))
     return subsets
 

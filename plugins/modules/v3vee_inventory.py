@@ -43,7 +43,8 @@ options:
     elements: dict
     suboptions:
       name:
-        description: VM name. At most 127 bytes; no commas, TABs, newlines or other control characters.
+        description: VM name. At most 127 bytes of UTF-8; no commas, TABs, newlines or other control characters;
+          not starting with C(-).
         type: str
         required: true
       image:

@@ -29,8 +29,8 @@ requirements:
 options:
   name:
     description:
-      - VM name, the inventory's key. At most 127 bytes (Palacios keeps no more); no commas, TABs,
-        newlines or other control characters.
+      - VM name, the inventory's key. At most 127 bytes of UTF-8 (Palacios keeps no more); no commas, TABs,
+        newlines or other control characters; not starting with C(-) (V(v3_create) would read it as options).
     type: str
     required: true
   state:
@@ -57,7 +57,9 @@ options:
       - Absolute path of a Palacios XML configuration, built into an image by C(v3_create -b) in the XML's
         directory, so relative C(<file filename>) paths resolve against that directory.
       - It is validated first (well-formed, C(class="PC"), C(<memory>), C(<cores count>), every C(<file>)
-        present), because V(v3_create -b) crashes on a bad XML.
+        present), because V(v3_create -b) crashes on a bad XML. Refused too, because Palacios' own XML parser
+        could not survive them in the kernel - a C(DOCTYPE) (entity declarations), more than 64 levels of nesting,
+        more than 1 MiB, and any encoding but UTF-8.
     type: path
   config_xml:
     description:
@@ -78,7 +80,8 @@ options:
   config_options:
     description:
       - Overrides for elements of O(config) or O(config_xml) that carry an C(opt_tag) attribute, passed as C(tag=value).
-      - Every key must match an C(opt_tag) in the XML.
+      - Every key must match an C(opt_tag) in the XML (ASCII letters match either case, as in V(v3_create)).
+        Values are printable text (no control characters).
     type: dict
   recreate:
     description:
