@@ -62,6 +62,8 @@ def keyed_memory_img_bytes(mem_bytes, regions):
     frame = 4 + 8 + 8
     items = frame + len('region_size') + 8 + frame + len('num_regions') + 4
     return mem_bytes + items + sum(frame + len('memory_img%d' % i) for i in range(regions))
+
+
 FRESH_RIP = 0xfff0            # observed 5: a vcore's rip right after v3_create
 SAVING, OLD = '.%s.v3vee-saving', '.%s.v3vee-old'
 # What the kernel logs when the ioctl is unhandled (not built with CHECKPOINT; spec 7, appendix A).

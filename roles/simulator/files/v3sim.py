@@ -1833,6 +1833,7 @@ def store_dir_write(sim, vm, where, blob, keyed):
                 os.mkdir(where, 0o700)
         else:
             os.makedirs(where, mode=0o755, exist_ok=True)
+
         def context(name, *items):
             write_context(os.path.join(where, name), [(tag, data, len(data) if length is None else length)
                                                       for tag, data, length in items], keyed)
