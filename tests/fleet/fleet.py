@@ -432,6 +432,12 @@ def up(args):
     names = host_names(args.hosts)
     try:
         make_mount_points(state)
+        if args.routed:
+            # Forwarded traffic to an address of the fleet's network that no host has must
+            # not follow this machine's default route out: it ends here.
+            state.data["unreachable_route"] = str(network)
+            state.save()
+            run(["ip", "route", "add", "unreachable", str(network)])
         sshdir = workdir / "ssh"
         sshdir.mkdir(mode=0o700, exist_ok=True)
         key = sshdir / "id_ed25519"
@@ -525,6 +531,8 @@ def teardown(workdir):
         if host.get("netns") and host["netns"] in run(["ip", "netns", "list"]).stdout.split():
             run(["ip", "netns", "del", host["netns"]])
         log("%s removed" % name)
+    if state.data.get("unreachable_route"):
+        run(["ip", "route", "del", "unreachable", state.data["unreachable_route"]], check=False)
     others = other_fleets()
     for path in reversed(state.data["created_paths"]):
         if others:
