@@ -13,7 +13,7 @@ import sqlite3
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import kmsg
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
-from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import is_managed
+from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import is_managed, portable_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import (
     BROKEN_REMEDY, MAX_VMS, SEED_POOL_SIZE, ProcReader, Snapshot, blocks_needed, broken_message, free_blocks,
@@ -170,7 +170,8 @@ def read_inventory(path, problems):
     return facts, records
 
 
-def _cores(detail):
+def vcore_facts(detail):
+    """The vcores of one v3-guests-details entry, as modules return them."""
     cores = []
     for vcore in detail.get('vcores', []):
         mode = vcore['mode'] + [''] * (4 - len(vcore['mode']))
@@ -197,7 +198,7 @@ def vm_fact(item, details):
     })
     if details is not None:
         detail = details.get(entry.index) if entry is not None else None
-        fact['cores'] = _cores(detail) if detail else None
+        fact['cores'] = vcore_facts(detail) if detail else None
         fact['memory_regions'] = [
             {'region': r['region'], 'hpa_start': '0x%016x' % r['hpa_start'], 'hpa_end': '0x%016x' % r['hpa_end'],
              'node': r['node'], 'gpa': '0x%016x' % r['gpa']} for r in detail['memory_regions']] if detail else None
@@ -277,4 +278,5 @@ def gather(settings, runner, subsets=SUBSETS, vm_mem_mb=(128,), vm_details=False
                 vm_facts(snap, records, details)
             for vm in facts['vms']:
                 vm['config_inline'] = is_managed(settings.inventory_path, vm['config'])
+                vm['definition'] = portable_definition(vm, settings.inventory_path) if vm['in_inventory'] else None
     return facts

@@ -19,6 +19,11 @@ managed directory, where the user cannot put files.
 
 Per VM item: checked_definition() before the lock (bad input fails before anything is read or
 written), then GuestConfigs.write() under the lock before v3_create, and prune() at the end.
+
+A VM moving to another host takes its definition along: portable_definition() adds the config's
+XML text and sha256 to the recorded one (v3vee_vm_info returns it), and received_definition()
+turns it back into what this host creates the VM from - the same config file, checked by its
+sha256, or the same inline XML staged in this host's managed directory.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -105,6 +110,60 @@ def checked_definition(name, inventory_path, image=None, config=None, config_xml
         definition = {'image': image, 'config': config, 'config_options': options}
         return definition, check_definition(**definition), None
     return None, None, None
+
+
+def portable_definition(record, inventory_path):
+    """A recorded definition as another host can use it: image or config path, opt_tag overrides,
+    whether the config was given inline, and the config's XML text and sha256 (None when the file
+    cannot be read here; config_error says why)."""
+    config = record.get('config')
+    out = {'image': record.get('image'), 'config': config, 'config_options': dict(record.get('config_options') or {}),
+           'config_inline': is_managed(inventory_path, config), 'config_xml': None, 'config_sha256': None,
+           'config_error': None}
+    if config:
+        try:
+            with open(config, 'rb') as handle:
+                data = handle.read()
+        except (IOError, OSError) as exc:
+            out['config_error'] = 'Cannot read %s: %s' % (config, exc.strerror or exc)
+        else:
+            out['config_xml'] = data.decode('utf-8', 'replace')
+            out['config_sha256'] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def received_definition(name, definition, inventory_path):
+    """What this host creates VM `name` from, given another host's portable_definition():
+    (definition, shape, inline) as checked_definition() returns them. A config file must be here with
+    the same content (sha256); an inline config is staged from its XML. Raises V3veeError."""
+    image, config = definition.get('image'), definition.get('config')
+    options = definition.get('config_options') or {}
+    want = definition.get('config_sha256')
+    if image:
+        return checked_definition(name, inventory_path, image=image)
+    if not config:
+        raise V3veeError('The definition of VM %r names neither an image nor a config (give what v3vee_vm_info '
+                         'returns as vms[].definition).' % name)
+    if definition.get('config_inline'):
+        xml = definition.get('config_xml')
+        if not xml:
+            raise V3veeError('The definition of VM %r has an inline config but no config_xml to stage it from.' % name)
+        data = xml.encode('utf-8')
+        if want and hashlib.sha256(data).hexdigest() != want:
+            raise V3veeError('The config_xml of VM %r does not match its config_sha256 (%s); the definition was '
+                             'altered on the way.' % (name, want))
+        return checked_definition(name, inventory_path, config_xml=xml, config_options=options)
+    try:
+        with open(config, 'rb') as handle:
+            have = hashlib.sha256(handle.read()).hexdigest()
+    except (IOError, OSError) as exc:
+        raise V3veeError('VM %r needs its config %s on this host too, and it cannot be read here: %s. Copy it there '
+                         'first (the definition carries its XML as config_xml).' % (name, config, exc.strerror or exc))
+    if want and have != want:
+        raise V3veeError('The config %s of VM %r differs on this host (sha256 %s) from the one it runs from (%s); a '
+                         'VM can only move into a VM made from the same config. Copy the same file there.'
+                         % (config, name, have, want))
+    return checked_definition(name, inventory_path, config=config, config_options=options)
 
 
 class GuestConfigs(object):

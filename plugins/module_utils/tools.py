@@ -210,7 +210,7 @@ class Executor(object):
                 pass
         return self.timeout + size // CREATE_BYTES_PER_SECOND
 
-    def _poll(self, check):
+    def poll_until(self, check):
         """Call check() until it returns true, or once if wait is off. Returns its last value."""
         deadline = time.time() + (self.timeout if self.wait else 0)
         while True:
@@ -255,13 +255,13 @@ class Executor(object):
             return not started
 
         pending = list(started)
-        self._poll(settled)
+        self.poll_until(settled)
         for job, slot, result in started:
             job.error = self._not_taken(step, job.name, slot, result, last['guests'])
         if step == 'create':
             created = [(job, slot, result) for job, slot, result in pending if job.error is None]
             # udev creates the node asynchronously (2.5): later steps open it.
-            self._poll(lambda: all(os.path.exists(self.device(slot)) for _job, slot, _r in created))
+            self.poll_until(lambda: all(os.path.exists(self.device(slot)) for _job, slot, _r in created))
             for job, slot, result in created:
                 if not os.path.exists(self.device(slot)):
                     job.error = tool_error('VM %r was created in slot %d but %s did not appear.'

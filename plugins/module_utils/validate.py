@@ -76,12 +76,14 @@ def _atoi(text):
 
 
 class VmShape(object):
-    """What a VM will need from the host: memory (MB) and vcores, from its XML."""
+    """What a VM will need from the host: memory (MB) and vcores, from its XML; and its paging mode
+    (v3_receive of memory needs shadow paging, spec 7)."""
 
-    def __init__(self, mem_mb, vcores, files=None):
+    def __init__(self, mem_mb, vcores, files=None, paging='shadow'):
         self.mem_mb = mem_mb
         self.vcores = vcores
         self.files = files or []
+        self.paging = paging
 
     @property
     def mem_bytes(self):
@@ -149,7 +151,11 @@ def check_xml(text, source, base_dir=None, options=None, relative_files=True):
                                  'readable (relative names resolve against the config\'s directory).'
                                  % (source, filename, path))
             files.append(path)
-    return VmShape(mem_mb, vcores, files)
+    # vmm_config.c: <paging mode="nested"> asks for nested paging (used when the CPU has it); any other
+    # mode is shadow paging.
+    paging_el = root.find('paging')
+    mode = _cfg_val(paging_el, 'mode') if paging_el is not None else None
+    return VmShape(mem_mb, vcores, files, 'nested' if (mode or '').lower() == 'nested' else 'shadow')
 
 
 def check_config(path, options=None):

@@ -451,6 +451,11 @@ ansible_facts:
               type: bool
               sample: false
               version_added: 0.2.0
+            definition:
+              description: The recorded definition as another host can use it (null when not recorded), with the
+                config's XML text and sha256; see M(v3vee.palacios.v3vee_vm_info).
+              type: dict
+              version_added: 0.3.0
             desired_state:
               description: Recorded desired state.
               type: str

@@ -75,6 +75,10 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ all_vms.vms | selectattr('state', 'eq', 'running') | map(attribute='name') | list }}"
 
+- name: What another host needs to receive web1 (config XML and its sha256 included)
+  ansible.builtin.set_fact:
+    web1_definition: "{{ web1.vms[0].definition }}"
+
 - name: VMs whose kernel state or slot drifted from the inventory
   ansible.builtin.debug:
     msg: "{{ all_vms.vms | selectattr('drift') | map(attribute='name') | list }}"
@@ -163,6 +167,16 @@ vms:
       description: Recorded C(opt_tag) overrides.
       type: dict
       sample: {mem: "512"}
+    definition:
+      description:
+        - The recorded definition as another host can use it, null for VMs not in the inventory - C(image),
+          C(config), C(config_options), C(config_inline), C(config_xml) (the config's text), C(config_sha256) (of its
+          bytes) and C(config_error) (why the config could not be read here, else null).
+        - M(v3vee.palacios.v3vee_live_migration) takes it as O(v3vee.palacios.v3vee_live_migration#module:definition).
+      type: dict
+      version_added: 0.3.0
+      sample: {image: null, config: /srv/palacios/web1.xml, config_options: {}, config_inline: false,
+               config_xml: "<vm class=\"PC\">...</vm>", config_sha256: "9f2c...", config_error: null}
     desired_state:
       description: Recorded desired state (what M(v3vee.palacios.v3vee_inventory) recover brings the VM back to).
       type: str

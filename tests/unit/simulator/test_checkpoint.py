@@ -1,13 +1,11 @@
 """v3_save / v3_load / v3_send / v3_receive with and without the build features."""
 import json
 import os
-import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIOS_XML, from_template, guest_xml
+from conftest import BIOS_XML
 
 OPTIONS = (" optionmask consists of the sum of any of the following\n 0    none\n 1    skip memory\n"
            " 2    skip devices\n 4    skip cores\n 8    skip architecture-specific core state\n")
@@ -117,59 +115,3 @@ def test_keyed_stream_mem_and_debug_stores(chk):
     assert "Checkpoint DEBUG store: 134217728 bytes of memory, 1 cores" in chk.kmsg()
     chk.ok("v3_save", "/dev/v3-vm0", "NOSUCH", "x")
     assert "Cannot find checkpoint store (NOSUCH)" in chk.kmsg()
-
-
-def test_send_leaves_source_paused_and_receive_into_stopped_vm(chk, tmp_path):
-    url = "file:" + str(tmp_path / "mig")
-    chk.create("src")
-    chk.ok("v3_launch", "/dev/v3-vm0")
-    res = chk.run("v3_send", "/dev/v3-vm0", "KEYED_STREAM", url)
-    assert (res.returncode, res.stdout) == (0, b"")
-    assert chk.guests()[0][2] == "paused"
-    chk.create("dst")
-    res = chk.run("v3_receive", "/dev/v3-vm1", "KEYED_STREAM", url)
-    assert (res.returncode, res.stdout) == (0, b"")
-    assert chk.guests()[1][2] == "stopped"
-    chk.ok("v3_launch", "/dev/v3-vm1")
-    assert chk.guests()[1][2] == "running"
-
-
-def test_receive_into_nested_paging_vm_fails(chk, tmp_path):
-    url = str(tmp_path / "mig")
-    chk.create("src")
-    chk.ok("v3_send", "/dev/v3-vm0", "DIR", url)
-    chk.create("dst", guest_xml(tmp_path, "nested", 128, body='<paging mode="nested"/>'))
-    assert "nested " in vcores(chk, 1)[0]
-    res = chk.run("v3_receive", "/dev/v3-vm1", "DIR", url)
-    assert (res.returncode, res.stdout) == (255, b"VM reception failed\n")
-    assert "palacios (pcore 0 vm dst): Cannot currently handle nested paging" in chk.kmsg()
-    assert chk.run("v3_receive", "/dev/v3-vm1", "DIR", url, "1").returncode == 0   # skip memory
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_live_migration_between_two_hosts_over_tcp(chk, templates, tmp_path):
-    target = from_template(templates, tmp_path / "t", "fresh")
-    build(target, "checkpoint,migration")
-    target.create("vm1")
-    chk.create("vm1")
-    chk.ok("v3_launch", "/dev/v3-vm0")
-    port = free_port()
-    recv = subprocess.Popen([os.path.join(target.bin, "v3_receive"), "/dev/v3-vm0", "KEYED_STREAM",
-                             "net:a:127.0.0.1:%d" % port], env=target.env, stdout=subprocess.PIPE)
-    deadline = time.time() + 10
-    while "Waiting for migration stream on 127.0.0.1:%d" % port not in target.kmsg():
-        assert time.time() < deadline and recv.poll() is None
-        time.sleep(0.02)
-    res = chk.run("v3_send", "/dev/v3-vm0", "KEYED_STREAM", "net:c:127.0.0.1:%d" % port)
-    assert (res.returncode, res.stdout) == (0, b"")
-    out = recv.communicate(timeout=10)[0]
-    assert (recv.returncode, out) == (0, b"")
-    assert chk.guests()[0][2] == "paused"
-    assert target.status()["vms"][0]["restored_from"] == "KEYED_STREAM:net:a:127.0.0.1:%d" % port
-    res = chk.run("v3_send", "/dev/v3-vm0", "KEYED_STREAM", "net:c:127.0.0.1:%d" % port)   # nobody listens
-    assert (res.returncode, res.stdout) == (255, b"Error sending the VM\n")

@@ -64,7 +64,7 @@ def test_status_json_reports_everything(ready):
     st = ready.status()
     assert st["loaded"] is True
     assert st["host"] == {"cpus": 4, "nodes": 1, "memory_mb": 4096, "compiled_block_size": 134217728,
-                          "features": []}
+                          "features": [], "migration_stream": "broken"}
     assert st["module"]["runtime_block_size"] == 134217728
     assert st["vms"] == [{"slot": 0, "name": "vm1", "device": "/dev/v3-vm0", "state": "stopped", "vcores": 1,
                           "mem_bytes": 134217728, "regions": 1, "restored_from": None}]
