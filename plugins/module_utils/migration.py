@@ -247,8 +247,8 @@ def send(session, module):
         except ToolTimeout as err:
             result, failure = None, err
         if failure is None:
-            paused = host.executor.poll_until(lambda: _state(host, entry.index, name) == 'paused')
-            if result.rc == 0 and paused:
+            # Exit 0 is checked in /proc (the VM paused); 255 needs no wait: the ioctl has returned.
+            if result.rc == 0 and host.executor.poll_until(lambda: _state(host, entry.index, name) == 'paused'):
                 done = host.converge(store, name, 'present')
                 return {'changed': True, 'vm': done['vm'], 'steps': ['send'], 'url': url,
                         'cores': _vcores(host, entry.index), 'diff': {'before': before, 'after': done['vm']}}

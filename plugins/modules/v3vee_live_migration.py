@@ -208,7 +208,7 @@ commands:
   sample: [["/usr/local/bin/v3_send", "/dev/v3-vm0", "KEYED_STREAM", "net:c:192.0.2.20:9000"]]
 duration:
   description: Seconds the run took.
-  returned: always
+  returned: always, except when bad input failed before the run
   type: float
   sample: 1.7
 diff:
@@ -216,6 +216,8 @@ diff:
   returned: success, when diff mode is on
   type: dict
 '''
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -255,7 +257,7 @@ def main():
                                  'Move it with a checkpoint instead.' % params['name'])
         session = HostSession(module, timeout=params['timeout'])
     except V3veeError as err:
-        module.fail_json(steps=[], **err.fail_kwargs())
+        module.fail_json(steps=[], failed_step='preflight', **err.fail_kwargs())
     try:
         if params['direction'] == 'receive':
             result = receive(session, module, definition, shape, inline)
@@ -264,8 +266,11 @@ def main():
     except V3veeError as err:
         failed = err.fail_kwargs()
         failed.setdefault('steps', [])
-        module.fail_json(changed=session.changed() or 'continue' in failed['steps'],
-                         commands=session.host.tools.commands, **failed)
+        failed.setdefault('failed_step', 'preflight')
+        for warning in session.host.warnings:
+            module.warn(warning)
+        module.fail_json(changed=session.changed() or 'continue' in failed['steps'], commands=session.host.tools.commands,
+                         duration=round(time.time() - session.started, 3), **failed)
     session.exit(result, False)
 
 

@@ -76,7 +76,6 @@ RESET_SECONDS = float(os.environ.get("V3VEE_SIM_RESET_SECONDS", "0.15"))
 GHOST_LINE = "<unable to get data for this VM>"
 STREAM_BUFFER = 4096              # observed: bytes the kernel keeps while no client is connected
 FEATURES = ("checkpoint", "migration")
-CHKPT_FILE = "v3sim-checkpoint.json"
 RULE = "-" * 87
 
 DEFAULT_HOST = {"cpus": 4, "nodes": 1, "memory_mb": 4096, "compiled_block_size": 128 * MiB,
@@ -1245,7 +1244,7 @@ def configure_guest(sim, img, name):
     vm = {"name": name, "state": VM_STOPPED, "mem_bytes": mem_bytes, "regions": regions,
           "region_size": block, "region_order": get_order(block) + PAGE_SHIFT,
           "vcores": vcores, "image_size": len(img), "created": time.time(), "restored_from": None,
-          "streams": config_streams(root)}
+          "streams": config_streams(root), "devices": config_devices(root)}
     return vm, errors
 
 
@@ -1669,13 +1668,26 @@ def module_unload(sim):
 CHKPT_IOCTL = {"v3_save": 28, "v3_load": 27, "v3_send": 34, "v3_receive": 35}
 CHKPT_FEATURE = {"v3_save": "checkpoint", "v3_load": "checkpoint",
                  "v3_send": "migration", "v3_receive": "migration"}
-CHKPT_SKIP_MEM, CHKPT_SKIP_DEVS, CHKPT_SKIP_CORES = 1, 2, 4
+CHKPT_SKIP_MEM, CHKPT_SKIP_DEVS, CHKPT_SKIP_CORES, CHKPT_SKIP_ARCH = 1, 2, 4, 8
 NET_TIMEOUT = float(os.environ.get("V3VEE_SIM_NET_TIMEOUT", "600"))
+# vmm_checkpoint.c svm_chkpt_header: the "header" context holds this string (47 bytes, observed 11).
+CHKPT_HEADER = b"v3vee palacios checkpoint version: x.x, SVM x.x"
+# memory_img is the guest memory plus 12 bytes (observed 11): a region count and the size here.
+MEM_IMG_HEAD = struct.Struct("<IQ")
+# guest_info<N>: the vcore registers this simulator models (rip, modes); the real context holds
+# more, its size was not observed.  vmcb_data<N>: the SVM control block, one page.
+GUEST_INFO = struct.Struct("<Q16s16s")
+VMCB_SIZE = PAGE_SIZE
+DEV_NAME_LEN = 32                  # vmm_dev_mgr.c: the "devices" context is a u32 count + 32-byte names
+DEVICES_WITHOUT_SAVE = ("BOCHS_DEBUG",)
+# Device errors that do not stop a load (observed 11), by device class.
+LOAD_DEVICE_ERRORS = {"MPTABLE": "mptable.c(548): Cookie mismatch in saved mptable",
+                      "i440FX": "i440fx.c(103): Error hooking i440FX io ports"}
 
 
 def chkpt_location(store, url):
-    """Resolve a store + url: ("dir", path) | ("mem", name) | ("debug", None) |
-    ("listen"|"connect", (host, port)) | ("error", message)."""
+    """Resolve a store + url: ("dir", path) | ("keyed-dir", path) | ("mem", name) |
+    ("debug", None) | ("listen"|"connect", (host, port)) | ("error", message)."""
     if store == "DIR":
         return "dir", url
     if store == "DEBUG":
@@ -1684,7 +1696,7 @@ def chkpt_location(store, url):
         return "error", "Cannot find checkpoint store (%s)" % store
     scheme, rest = url.partition(":")[::2]
     if scheme in ("file", "textfile"):
-        return "dir", rest
+        return "keyed-dir", rest
     if scheme == "mem":
         return "mem", rest
     if scheme == "net":
@@ -1695,88 +1707,212 @@ def chkpt_location(store, url):
     return "error", "Cannot open keyed stream for url (%s)" % url
 
 
-def make_snapshot(vm, opts):
-    cores = []
-    for core in vm["vcores"]:
-        exits, rip = vcore_now(core)
-        cores.append({"exits": exits, "rip": rip, "cpu_mode": core["cpu_mode"],
-                      "mem_mode": core["mem_mode"], "paging": core["paging"]})
-    return {"format": "v3sim-checkpoint-1", "vm_name": vm["name"], "mem_bytes": vm["mem_bytes"],
-            "num_cores": len(vm["vcores"]), "opts": opts,
-            "memory": not opts & CHKPT_SKIP_MEM, "devices": not opts & CHKPT_SKIP_DEVS,
-            "cores": not opts & CHKPT_SKIP_CORES, "vcores": cores, "saved_at": time.time()}
+def config_devices(root):
+    """The VM's devices as [class, id] in XML order (the device manager's list)."""
+    devices = root.child("devices")
+    return [[dev.attr("class") or "", dev.attr("id") or ""]
+            for dev in (devices.children_named("device") if devices is not None else [])]
 
 
-def apply_snapshot(sim, vm, snap, opts, where):
-    """Load/receive a checkpoint into an existing VM; False (with dmesg) on mismatch."""
+def checkpoint_blob(sim, vm, opts):
+    """What a save (or a send) captures of ``vm``, honouring the option mask: a JSON-able dict
+    that every store writes and reads back.  Logs the device manager's save lines."""
+    blob = {"format": "v3sim-checkpoint-2", "vm_name": vm["name"], "memory": None, "devices": None,
+            "vcores": None}
+    if not opts & CHKPT_SKIP_MEM:
+        blob["memory"] = {"bytes": vm["mem_bytes"], "regions": len(vm["regions"])}
+    if not opts & CHKPT_SKIP_DEVS:
+        blob["devices"] = []
+        for cls, dev_id in vm.get("devices", []):
+            if cls.upper() in DEVICES_WITHOUT_SAVE:
+                sim.klog("ERROR at palacios/src/palacios/vmm_dev_mgr.c(234): Error: %s save() not implemented"
+                         % dev_id, vm=vm["name"])
+                continue
+            sim.klog("Saving state for device (%s)" % dev_id, vm=vm["name"])
+            blob["devices"].append([cls, dev_id])
+    if not opts & CHKPT_SKIP_CORES:
+        blob["vcores"] = []
+        for core in vm["vcores"]:
+            _exits, rip = vcore_now(core)
+            blob["vcores"].append({"rip": rip, "cpu_mode": core["cpu_mode"], "mem_mode": core["mem_mode"],
+                                   "arch": not opts & CHKPT_SKIP_ARCH})
+    return blob
+
+
+def apply_checkpoint(sim, vm, blob, opts, label):
+    """Load (or receive) ``blob`` into an existing VM.  False, with the reason in the kernel
+    log only, when it does not fit: another memory size, fewer saved vcores, no header."""
     name = vm["name"]
-    if not isinstance(snap, dict) or snap.get("format") != "v3sim-checkpoint-1":
-        sim.klog("Could not read checkpoint header", vm=name)
+    if not isinstance(blob, dict) or blob.get("format") != "v3sim-checkpoint-2":
+        sim.klog("Unable to load checkpoint header", vm=name)
         return False
-    if snap["mem_bytes"] != vm["mem_bytes"] or snap["num_cores"] != len(vm["vcores"]):
-        sim.klog("Checkpoint does not match VM (%d bytes/%d cores saved, %d bytes/%d cores here)" % (
-            snap["mem_bytes"], snap["num_cores"], vm["mem_bytes"], len(vm["vcores"])), vm=name)
-        return False
-    if snap["cores"] and not opts & CHKPT_SKIP_CORES:
+    mem = blob["memory"]
+    if not opts & CHKPT_SKIP_MEM:
+        if mem is None or mem["bytes"] != vm["mem_bytes"]:
+            sim.klog("Unable to load all of memory (requested=%d bytes, result=%d bytes)" % (
+                vm["mem_bytes"], -1 if mem is None else mem["bytes"]), vm=name)
+            sim.klog("Unable to load memory", vm=name)
+            return False
+    if not opts & CHKPT_SKIP_DEVS:
+        saved = blob["devices"] or []
+        sim.klog("Loading State for %d devices" % len(saved), vm=name)
+        have = {dev_id for _cls, dev_id in vm.get("devices", [])}
+        for _cls, dev_id in saved:
+            if dev_id not in have:
+                sim.klog("Tried to load state into non existant device: %s" % dev_id, vm=name)
+        for cls, _dev_id in vm.get("devices", []):
+            if cls in LOAD_DEVICE_ERRORS:
+                sim.klog("ERROR at palacios/src/devices/" + LOAD_DEVICE_ERRORS[cls], vm=name)
+    cores = blob["vcores"]
+    if not opts & CHKPT_SKIP_CORES:
+        if cores is None or len(cores) < len(vm["vcores"]):
+            sim.klog("Unable to load core %d" % (0 if cores is None else len(cores)), vm=name)
+            return False
         now = time.time() if vm["state"] == VM_RUNNING else None
-        for core, saved in zip(vm["vcores"], snap["vcores"]):
-            core.update(exits=saved["exits"], rip=saved["rip"], cpu_mode=saved["cpu_mode"],
-                        mem_mode=saved["mem_mode"], run_since=now)
-    vm["restored_from"] = where
+        # The vcores take the saved registers; their exit counters start again (observed 11: 0 exits).
+        for core, saved in zip(vm["vcores"], cores):
+            core.update(exits=0, rip=saved["rip"], cpu_mode=saved["cpu_mode"], mem_mode=saved["mem_mode"],
+                        run_since=now)
+    vm["restored_from"] = label
     return True
 
 
 def fail_running(vm):
-    """A running VM whose load/receive fails ends up stopped."""
+    """A running VM whose load/receive fails ends up stopped (vmm_checkpoint.c: the state is trashed)."""
     if vm["state"] == VM_RUNNING:
         halt_vm(vm, VM_STOPPED)
 
 
-def store_write(sim, vm, kind, where, snap):
-    if kind == "dir":
-        try:
-            os.makedirs(where, exist_ok=True)
-            atomic_write(os.path.join(where, CHKPT_FILE), dump_json(snap))
-        except OSError as exc:
-            sim.klog("Could not open checkpoint store directory %s (%s)" % (where, exc.strerror), vm=vm["name"])
-            return False
-    elif kind == "mem":
-        sim.module["keyed_mem"][where] = snap
-    elif kind == "debug":
-        sim.klog("Checkpoint DEBUG store: %d bytes of memory, %d cores" % (
-            snap["mem_bytes"], snap["num_cores"]), vm=vm["name"])
+def write_context(path, data=b"", size=None):
+    """One context file, mode 0600 (observed 11).  Opened without O_TRUNC, as the host file
+    interface does: saving over an older checkpoint leaves the tail of longer old files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        if size is not None and os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)          # sparse: the simulator holds no guest memory
+    finally:
+        os.close(fd)
+
+
+def store_dir_write(sim, vm, where, blob, keyed):
+    """The DIR store (and the file: keyed stream): the directory, then one file per context.
+    DIR creates missing parents (v3_mkdir recursive, 0755); file: creates only the last
+    component (vfs_mkdir 0700) and needs its parent."""
+    try:
+        if keyed:
+            if not os.path.isdir(where):
+                os.mkdir(where, 0o700)
+        else:
+            os.makedirs(where, mode=0o755, exist_ok=True)
+        write_context(os.path.join(where, "header"), CHKPT_HEADER)
+        mem = blob["memory"]
+        if mem is not None:
+            write_context(os.path.join(where, "memory_img"), MEM_IMG_HEAD.pack(mem["regions"], mem["bytes"]),
+                          MEM_IMG_HEAD.size + mem["bytes"])
+        if blob["devices"] is not None:
+            names = b"".join(os.fsencode(d)[:DEV_NAME_LEN].ljust(DEV_NAME_LEN, b"\0") for _c, d in blob["devices"])
+            write_context(os.path.join(where, "devices"), struct.pack("<I", len(blob["devices"])) + names)
+            for cls, dev_id in blob["devices"]:
+                write_context(os.path.join(where, dev_id), cls.encode("ascii", "replace"))
+        for idx, core in enumerate(blob["vcores"] or []):
+            write_context(os.path.join(where, "guest_info%d" % idx), GUEST_INFO.pack(
+                core["rip"], core["cpu_mode"].encode("ascii"), core["mem_mode"].encode("ascii")))
+            if core["arch"]:
+                write_context(os.path.join(where, "vmcb_data%d" % idx), b"", VMCB_SIZE)
+    except OSError as exc:
+        sim.klog("unable to make directory %s (%s)" % (where, exc.strerror))
+        return False
     return True
 
 
-def store_read(sim, vm, kind, where):
-    if kind == "dir":
-        snap = read_json(os.path.join(where, CHKPT_FILE), None)
-    elif kind == "mem":
-        snap = sim.module["keyed_mem"].get(where)
-    else:
-        snap = None
-    if snap is None:
+def read_context(where, name):
+    try:
+        with open(os.path.join(where, name), "rb") as fh:
+            return fh.read(65536), os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None, 0
+
+
+def store_dir_read(sim, vm, where, opts):
+    """Read back what store_dir_write wrote; a missing context is None (apply_checkpoint says why)."""
+    head, _size = read_context(where, "header")
+    if head is None or head[:len(CHKPT_HEADER)] != CHKPT_HEADER:
+        sim.klog("Unable to load checkpoint header", vm=vm["name"])
+        return None
+    blob = {"format": "v3sim-checkpoint-2", "vm_name": None, "memory": None, "devices": None, "vcores": None}
+    if not opts & CHKPT_SKIP_MEM:
+        data, size = read_context(where, "memory_img")
+        if data is not None and len(data) >= MEM_IMG_HEAD.size:
+            regions, _declared = MEM_IMG_HEAD.unpack(data[:MEM_IMG_HEAD.size])
+            blob["memory"] = {"bytes": size - MEM_IMG_HEAD.size, "regions": regions}
+    if not opts & CHKPT_SKIP_DEVS:
+        data, _size = read_context(where, "devices")
+        if data is not None and len(data) >= 4:
+            (count,) = struct.unpack("<I", data[:4])
+            names = [data[4 + i * DEV_NAME_LEN:4 + (i + 1) * DEV_NAME_LEN].rstrip(b"\0") for i in range(count)]
+            blob["devices"] = [["", os.fsdecode(n)] for n in names if n]
+    if not opts & CHKPT_SKIP_CORES:
+        blob["vcores"] = []
+        for idx in range(len(vm["vcores"])):
+            data, _size = read_context(where, "guest_info%d" % idx)
+            arch, _vsize = read_context(where, "vmcb_data%d" % idx)
+            if data is None or len(data) < GUEST_INFO.size or (arch is None and not opts & CHKPT_SKIP_ARCH):
+                break
+            rip, cpu_mode, mem_mode = GUEST_INFO.unpack(data[:GUEST_INFO.size])
+            blob["vcores"].append({"rip": rip, "cpu_mode": cpu_mode.rstrip(b"\0").decode("ascii"),
+                                   "mem_mode": mem_mode.rstrip(b"\0").decode("ascii"), "arch": arch is not None})
+    return blob
+
+
+def store_write(sim, vm, kind, where, blob):
+    if kind in ("dir", "keyed-dir"):
+        return store_dir_write(sim, vm, where, blob, kind == "keyed-dir")
+    if kind == "mem":
+        sim.module["keyed_mem"][where] = blob
+    elif kind == "debug":
+        sim.klog("Checkpoint DEBUG store: %d bytes of memory, %d cores" % (
+            (blob["memory"] or {}).get("bytes", 0), len(blob["vcores"] or [])), vm=vm["name"])
+    return True
+
+
+def store_read(sim, vm, kind, where, opts):
+    if kind in ("dir", "keyed-dir"):
+        return store_dir_read(sim, vm, where, opts)
+    blob = sim.module["keyed_mem"].get(where) if kind == "mem" else None
+    if blob is None:
         sim.klog("Could not open context to load/receive (%s)" % where, vm=vm["name"])
-    return snap
+    return blob
+
+
+def chkpt_target(sim, tool, dev):
+    """Open ``dev`` for a checkpoint/migration ioctl (caller holds the lock): (slot, vm), or None
+    when it cannot be opened, or -1 when the ioctl fails at once -- not a VM device, a kernel
+    built without CHECKPOINT / LIVE_MIGRATION (the ioctl is unhandled: -EINVAL), a refuse fault."""
+    target = sim.device(dev)
+    if target is None:
+        return None
+    if target[0] != "vm":
+        if target[0] == "ctrl":
+            sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
+        return -1
+    if CHKPT_FEATURE[tool] not in sim.host["features"]:
+        sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])
+        return -1
+    if sim.kernel_refuses(tool, "checkpoint ioctl %d" % CHKPT_IOCTL[tool]):
+        return -1
+    return target[1], sim.vm(target[1])
 
 
 def chkpt_ioctl(sim, tool, dev, store, url, opts):
     """The save/load ioctl.  Returns None when the device cannot be opened, else the ioctl
     result (0 / -1)."""
     with sim.locked():
-        target = sim.device(dev)
-        if target is None:
-            return None
-        if target[0] != "vm":
-            if target[0] == "ctrl":
-                sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
-            return -1
-        vm = sim.vm(target[1])
-        if CHKPT_FEATURE[tool] not in sim.host["features"]:
-            sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])   # not built with it: -EINVAL
-            return -1
-        if sim.kernel_refuses(tool, "checkpoint ioctl %d" % CHKPT_IOCTL[tool]):
-            return -1
+        target = chkpt_target(sim, tool, dev)
+        if not isinstance(target, tuple):
+            return target
+        vm = target[1]
         kind, where = chkpt_location(store, url)
         if kind == "error" or (kind == "debug" and tool != "v3_save") or kind in ("listen", "connect"):
             sim.klog(where if kind == "error" else "Store %s cannot be used by %s" % (store, tool),
@@ -1787,11 +1923,12 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
             return -1
         label = "%s:%s" % (store, url)
         if tool == "v3_save":
-            ok = store_write(sim, vm, kind, where, make_snapshot(vm, opts))
+            ok = store_write(sim, vm, kind, where, checkpoint_blob(sim, vm, opts))
             sim.commit()
             return 0 if ok else -1
-        snap = store_read(sim, vm, kind, where)
-        ok = snap is not None and apply_snapshot(sim, vm, snap, opts, label)
+        sim.klog("Loading Guest from %s" % label)
+        blob = store_read(sim, vm, kind, where, opts)
+        ok = blob is not None and apply_checkpoint(sim, vm, blob, opts, label)
         if not ok:
             fail_running(vm)
         sim.commit()
@@ -1808,10 +1945,9 @@ def chkpt_ioctl(sim, tool, dev, store, url, opts):
 # "broken" as observed on Linux 3.19 (both tools exit 255, the source keeps running, the target
 # stays stopped with a fresh vcore), or "works" (as on kernels before 3.19: the VM moves).
 MIGRATION_STREAMS = ("broken", "works")
-# Where the simulated v3vee.ko was built: ERROR() and PrintError() lines carry __FILE__(__LINE__).
-PALACIOS_SRC = "/usr/src/palacios"
-KEYED_STREAM_C = PALACIOS_SRC + "/linux_module/iface-keyed-stream.c"
-CHECKPOINT_C = PALACIOS_SRC + "/palacios/src/palacios/vmm_checkpoint.c"
+# ERROR() and PrintError() lines carry __FILE__(__LINE__), as the tree was built.
+KEYED_STREAM_C = "linux_module/iface-keyed-stream.c"
+CHECKPOINT_C = "palacios/src/palacios/vmm_checkpoint.c"
 FIRST_KEY = "memory_bitmap_bits"      # the first context a send writes and a receive opens
 EPIPE, EFAULT, EADDRINUSE = 32, 14, 98
 
@@ -1879,12 +2015,13 @@ def parse_frames(data):
         pos += size
 
 
-def migration_records(vm, opts):
-    """The contexts a send writes, in order: the memory bitmap first, then the VM's state."""
-    return [(FIRST_KEY, b""), ("v3sim-state", dump_json(make_snapshot(vm, opts)).encode())]
+def migration_records(sim, vm, opts):
+    """The contexts a send writes, in order: the memory bitmap first, then what a checkpoint
+    holds (checkpoint_blob)."""
+    return [(FIRST_KEY, b""), ("v3sim-state", dump_json(checkpoint_blob(sim, vm, opts)).encode())]
 
 
-def migration_snapshot(records):
+def migration_blob(records):
     state = dict(records).get("v3sim-state")
     try:
         return json.loads(state.decode()) if state is not None else None
@@ -1921,19 +2058,10 @@ def migrate_ioctl(sim, tool, dev, store, url, opts):
     ioctl blocks in the kernel while other tools go on."""
     sending = tool == "v3_send"
     with sim.locked():
-        target = sim.device(dev)
-        if target is None:
-            return None
-        if target[0] != "vm":
-            if target[0] == "ctrl":
-                sim.klog("Unhandled global ctrl cmd: %d" % CHKPT_IOCTL[tool])
-            return -1
-        slot, vm = target[1], sim.vm(target[1])
-        if "migration" not in sim.host["features"]:
-            sim.klog("Unhandled ctrl cmd: %d" % CHKPT_IOCTL[tool])   # built without LIVE_MIGRATION: -EINVAL
-            return -1
-        if sim.kernel_refuses(tool, "migration ioctl %d" % CHKPT_IOCTL[tool]):
-            return -1
+        target = chkpt_target(sim, tool, dev)
+        if not isinstance(target, tuple):
+            return target
+        slot, vm = target
         ident = (slot, vm["name"], vm["created"])
         label = "%s:%s" % (store, url)
         sim.klog("%s (live-migrating) Guest to %s" % ("Sending" if sending else "Receiving", label))
@@ -2021,7 +2149,7 @@ def net_send_vm(sim, where, opts, broken, same_vm):
         if not opts & CHKPT_SKIP_MEM and vm["state"] == VM_RUNNING:
             freeze_vcores(vm)
             vm["state"] = VM_PAUSED     # the last pre-copy round runs paused; the source stays paused
-        payload = stream_frames(migration_records(vm, opts))
+        payload = stream_frames(migration_records(sim, vm, opts))
         sim.commit()
     try:
         with conn:
@@ -2062,8 +2190,8 @@ def net_receive_vm(sim, srv, opts, broken, label, same_vm):
             records, why = None, ("key", "")   # observed 12: the key read back is not the one sent
         else:
             records, why = parse_frames(data)
-        snap = migration_snapshot(records) if records is not None else None
-        ok = snap is not None and apply_snapshot(sim, vm, snap, opts, label)
+        blob = migration_blob(records) if records is not None else None
+        ok = blob is not None and apply_checkpoint(sim, vm, blob, opts, label)
         if not ok:
             receive_failed_log(sim, vm, why or ("recv key len", None))
             fail_running(vm)

@@ -1,11 +1,10 @@
 """v3_save / v3_load / v3_send / v3_receive with and without the build features."""
-import json
 import os
 import time
 
 import pytest
 
-from conftest import BIOS_XML
+from conftest import BIOS_XML, guest_xml
 
 OPTIONS = (" optionmask consists of the sum of any of the following\n 0    none\n 1    skip memory\n"
            " 2    skip devices\n 4    skip cores\n 8    skip architecture-specific core state\n")
@@ -46,6 +45,26 @@ def test_usage_and_argument_errors(ready):
     assert (res.returncode, res.stdout) == (255, b"Error opening VM device: /dev/v3-vm0\n")
 
 
+LAB_DEVICES = """<devices>
+  <device class="8259A" id="PIC"/><device class="KEYBOARD" id="keyboard"/><device class="8254_PIT" id="PIT"/>
+  <device class="BOCHS_DEBUG" id="bochs debug"/><device class="OS_DEBUG" id="os debug"/>
+  <device class="MPTABLE" id="mptable"/><device class="LAPIC" id="apic"/>
+  <device class="IOAPIC" id="ioapic"><apic>apic</apic></device><device class="PCI" id="pci0"/>
+  <device class="i440FX" id="northbridge"><bus>pci0</bus></device>
+</devices>"""
+SAVED_DEVICES = ["PIC", "keyboard", "PIT", "os debug", "mptable", "apic", "ioapic", "pci0", "northbridge"]
+
+
+def lab_xml(tmp_path, memory_mb=128, cores=1, name="lab"):
+    """A guest shaped like the real lab's bios-only.xml (its devices make the per-device files)."""
+    return guest_xml(tmp_path, name, memory_mb, cores, body=LAB_DEVICES)
+
+
+def listing(url):
+    return {name: (os.stat(os.path.join(url, name)).st_size, oct(os.stat(os.path.join(url, name)).st_mode & 0o777))
+            for name in os.listdir(url)}
+
+
 def test_without_the_feature_the_ioctl_is_unhandled(ready, tmp_path):
     ready.create("vm1")
     url = str(tmp_path / "ck")
@@ -62,31 +81,84 @@ def test_without_the_feature_the_ioctl_is_unhandled(ready, tmp_path):
     build(ready, "checkpoint")
     ready.create("vm1")
     assert ready.run("v3_save", "/dev/v3-vm0", "DIR", url).returncode == 0
-    assert os.path.exists(os.path.join(url, "v3sim-checkpoint.json"))
+    assert os.path.getsize(os.path.join(url, "header")) == 47
     assert ready.run("v3_send", "/dev/v3-vm0", "DIR", url).returncode == 255   # no LIVE_MIGRATION
 
 
-def test_save_running_vm_keeps_running_and_load_restores_into_new_vm(chk, tmp_path):
-    chk.create("src")
+def test_dir_store_writes_one_file_per_context_as_observed(chk, tmp_path):
+    chk.create("vm1", lab_xml(tmp_path))
     chk.ok("v3_launch", "/dev/v3-vm0")
-    time.sleep(0.05)
     url = str(tmp_path / "a" / "b")
     res = chk.run("v3_save", "/dev/v3-vm0", "DIR", url)
     assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
-    assert chk.guests()[0][2] == "running"
-    with open(os.path.join(url, "v3sim-checkpoint.json")) as fh:
-        saved = json.load(fh)
-    assert saved["vm_name"] == "src" and saved["mem_bytes"] == 134217728 and saved["num_cores"] == 1
-    chk.ok("v3_stop", "/dev/v3-vm0")
-    chk.ok("v3_free", "0")
-    chk.create("dst")
-    assert chk.ok("v3_load", "/dev/v3-vm0", "DIR", url) == ""
-    line = vcores(chk)[0].split()
-    assert (line[2], int(line[6]), line[8]) == ("stopped", saved["vcores"][0]["exits"],
-                                                "rip=0x%016x" % saved["vcores"][0]["rip"])
-    assert chk.status()["vms"][0]["restored_from"] == "DIR:" + url
+    assert chk.guests()[0][2] == "running"                       # quiesced and resumed
+    files = listing(url)
+    assert sorted(files) == sorted(["header", "memory_img", "guest_info0", "vmcb_data0", "devices"] + SAVED_DEVICES)
+    assert {mode for _size, mode in files.values()} == {"0o600"}
+    assert files["header"][0] == 47 and files["memory_img"][0] == 128 * 1048576 + 12
+    assert files["devices"][0] == 4 + 32 * len(SAVED_DEVICES) and files["vmcb_data0"][0] == 4096
+    assert os.stat(os.path.join(url, "memory_img")).st_blocks * 512 < 1048576    # sparse
+    log = chk.kmsg()
+    for dev in SAVED_DEVICES:
+        assert "palacios (pcore 0 vm vm1): Saving state for device (%s)" % dev in log
+    assert "vmm_dev_mgr.c(234): Error: bochs debug save() not implemented" in log
+    two = str(tmp_path / "two")
+    chk.create("vm2", lab_xml(tmp_path, 128, 2, "two"))
+    chk.ok("v3_save", "/dev/v3-vm1", "DIR", two, "8")             # 8: skip arch state -> no vmcb_data
+    assert {"guest_info0", "guest_info1"} <= set(os.listdir(two)) and "vmcb_data0" not in os.listdir(two)
+
+
+def test_load_restores_the_saved_vcore_state_into_a_fresh_vm(chk, tmp_path):
+    xml = lab_xml(tmp_path)
+    chk.create("src", xml)
     chk.ok("v3_launch", "/dev/v3-vm0")
-    assert chk.guests()[0][2] == "running"
+    time.sleep(0.05)
+    chk.ok("v3_pause", "/dev/v3-vm0")
+    saved = vcores(chk)[0].split()
+    assert saved[8] != "rip=0x%016x" % 0xfff0
+    url = str(tmp_path / "ck")
+    chk.ok("v3_save", "/dev/v3-vm0", "DIR", url)
+    assert chk.guests()[0][2] == "paused"
+    chk.create("dst", xml)
+    assert vcores(chk, 1)[0].split()[8] == "rip=0x%016x" % 0xfff0
+    res = chk.run("v3_load", "/dev/v3-vm1", "DIR", url)
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+    line = vcores(chk, 1)[0].split()
+    assert (line[2], int(line[6]), line[8]) == ("stopped", 0, saved[8])      # observed: saved rip, 0 exits
+    assert chk.guests()[1][2] == "stopped"
+    log = chk.kmsg()
+    assert "palacios (pcore 0): Loading Guest from DIR:%s" % url in log
+    assert "palacios (pcore 0 vm dst): Loading State for %d devices" % len(SAVED_DEVICES) in log
+    assert "Cookie mismatch" in log and "Error hooking i440FX io ports" in log
+    assert chk.status()["vms"][1]["restored_from"] == "DIR:" + url
+    chk.ok("v3_launch", "/dev/v3-vm1")
+    assert chk.guests()[1][2] == "running"
+
+
+def test_keyed_stream_file_store_needs_the_parent_and_round_trips(chk, tmp_path):
+    chk.create("vm1", lab_xml(tmp_path))
+    chk.ok("v3_launch", "/dev/v3-vm0")
+    chk.ok("v3_pause", "/dev/v3-vm0")
+    rip = vcores(chk)[0].split()[8]
+    deep = str(tmp_path / "no" / "parent")
+    assert chk.run("v3_save", "/dev/v3-vm0", "KEYED_STREAM", "file:" + deep).returncode == 0
+    assert not os.path.exists(deep)
+    url = str(tmp_path / "ks")
+    chk.ok("v3_save", "/dev/v3-vm0", "KEYED_STREAM", "file:" + url)
+    assert oct(os.stat(url).st_mode & 0o777) == "0o700" and os.path.getsize(os.path.join(url, "header")) == 47
+    chk.create("vm2", lab_xml(tmp_path))
+    chk.ok("v3_load", "/dev/v3-vm1", "KEYED_STREAM", "file:" + url)
+    assert vcores(chk, 1)[0].split()[8] == rip
+
+
+def test_save_over_an_older_checkpoint_does_not_truncate(chk, tmp_path):
+    url = str(tmp_path / "ck")
+    chk.create("big", lab_xml(tmp_path, 256, 1, "big"))
+    chk.reserve(1)
+    chk.ok("v3_save", "/dev/v3-vm0", "DIR", url)
+    chk.create("small", lab_xml(tmp_path))
+    chk.ok("v3_save", "/dev/v3-vm1", "DIR", url)
+    assert os.path.getsize(os.path.join(url, "memory_img")) == 256 * 1048576 + 12
 
 
 def test_load_of_mismatching_checkpoint_fails_silently(chk, tmp_path):
@@ -98,12 +170,19 @@ def test_load_of_mismatching_checkpoint_fails_silently(chk, tmp_path):
     chk.ok("v3_free", "0")
     chk.reserve(1)
     chk.create("bigger", BIOS_XML, "mem=256")
-    assert chk.run("v3_load", "/dev/v3-vm0", "DIR", url).returncode == 0
-    assert "Checkpoint does not match VM" in chk.kmsg()
+    res = chk.run("v3_load", "/dev/v3-vm0", "DIR", url)
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+    assert "palacios (pcore 0 vm bigger): Unable to load memory" in chk.kmsg()
     assert chk.status()["vms"][0]["restored_from"] is None
-    assert chk.run("v3_load", "/dev/v3-vm0", "DIR", str(tmp_path / "missing")).returncode == 0
-    assert chk.run("v3_load", "/dev/v3-vm1", "DIR", str(tmp_path / "missing")).returncode == 0
+    assert vcores(chk)[0].split()[8] == "rip=0x%016x" % 0xfff0
+    two = str(tmp_path / "two")
+    chk.ok("v3_save", "/dev/v3-vm1", "DIR", two)
+    os.unlink(os.path.join(two, "guest_info0"))
+    chk.ok("v3_load", "/dev/v3-vm1", "DIR", two)
+    assert "palacios (pcore 0 vm big): Unable to load core 0" in chk.kmsg()
     assert chk.guests()[1][2] == "stopped"          # a running VM whose load fails is stopped
+    assert chk.run("v3_load", "/dev/v3-vm0", "DIR", str(tmp_path / "missing")).returncode == 0
+    assert "Unable to load checkpoint header" in chk.kmsg()
 
 
 def test_keyed_stream_mem_and_debug_stores(chk):
