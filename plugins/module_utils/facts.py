@@ -154,8 +154,10 @@ def read_inventory(path, problems):
     read (permissions, not SQLite, not ours, newer schema) is a problem, not a failure."""
     facts = {'path': path, 'exists': os.path.exists(path), 'records': 0, 'error': None}
     store = InventoryStore(path, readonly=True)
+    checkpoints = []
     try:
         records = store.all()
+        checkpoints = store.checkpoints()
     except V3veeError as exc:
         facts['error'] = str(exc)
         records = []
@@ -167,7 +169,15 @@ def read_inventory(path, problems):
     if facts['error']:
         problems.append('%s Its VMs are left out; kernel VMs show as not_in_inventory.' % facts['error'])
     facts['records'] = len(records)
-    return facts, records
+    facts['checkpoints'] = len(checkpoints)
+    return facts, records, checkpoints
+
+
+def checkpoint_fact(record):
+    """A recorded checkpoint as facts show it (the definition stays in the inventory and the manifest)."""
+    return {'path': record['path'], 'store': record['store'], 'url': record['url'], 'saved_at': record['saved_at'],
+            'vm_state': record['vm_state'], 'memory_bytes': record['memory_bytes'], 'cores': record['cores'],
+            'recover': record['recover'], 'exists': os.path.isdir(record['path'])}
 
 
 def vcore_facts(detail):
@@ -272,11 +282,13 @@ def gather(settings, runner, subsets=SUBSETS, vm_mem_mb=(128,), vm_details=False
         if 'memory' in subsets:
             facts['memory'] = memory_facts(snap, vm_mem_mb)
         if 'vms' in subsets:
-            facts['inventory'], records = read_inventory(settings.inventory_path, problems)
+            facts['inventory'], records, checkpoints = read_inventory(settings.inventory_path, problems)
             details = (snap.details or {}) if vm_details else None
             facts['vms'], facts['vms_by_name'], facts['duplicate_names'], facts['vm_counts'] = \
                 vm_facts(snap, records, details)
             for vm in facts['vms']:
                 vm['config_inline'] = is_managed(settings.inventory_path, vm['config'])
                 vm['definition'] = portable_definition(vm, settings.inventory_path) if vm['in_inventory'] else None
+                # Oldest first: the last one is what recover restores from when it asks (v3vee_checkpoint).
+                vm['checkpoints'] = [checkpoint_fact(c) for c in checkpoints if c['vm'] == vm['name']]
     return facts

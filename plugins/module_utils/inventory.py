@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Every migration takes the database from version i to i + 1.
 MIGRATIONS = (
@@ -37,7 +37,26 @@ MIGRATIONS = (
         " updated_at TEXT NOT NULL,"
         " CHECK (image IS NOT NULL OR config IS NOT NULL))",
     ),
+    # 2: checkpoints (v3vee_checkpoint). One per directory; `definition` is the VM's definition at
+    # save (JSON, with the config's sha256); `recover` asks v3vee_inventory recover to restore the
+    # VM from its latest checkpoint once.
+    (
+        "CREATE TABLE checkpoints ("
+        " path TEXT PRIMARY KEY,"
+        " vm TEXT NOT NULL,"
+        " store TEXT NOT NULL,"
+        " url TEXT NOT NULL,"
+        " saved_at TEXT NOT NULL,"
+        " vm_state TEXT NOT NULL,"
+        " definition TEXT NOT NULL,"
+        " memory_bytes INTEGER NOT NULL,"
+        " cores INTEGER NOT NULL,"
+        " recover INTEGER NOT NULL DEFAULT 0)",
+        "CREATE INDEX checkpoints_vm ON checkpoints (vm, saved_at)",
+    ),
 )
+CHECKPOINT_FIELDS = ('path', 'vm', 'store', 'url', 'saved_at', 'vm_state', 'definition', 'memory_bytes', 'cores',
+                     'recover')
 
 FIELDS = ('name', 'image', 'config', 'config_options', 'slot', 'device', 'observed_state',
           'desired_state', 'created_at', 'updated_at')
@@ -206,3 +225,42 @@ class InventoryStore(object):
         if self.get(name) is not None:
             self.changed = True
         self.conn.execute('DELETE FROM vms WHERE name = ?', (name,))
+
+    # -- checkpoints (schema 2) ---------------------------------------------------------------
+    @staticmethod
+    def _checkpoint(row):
+        record = dict((key, row[key]) for key in CHECKPOINT_FIELDS)
+        record['definition'] = json.loads(record['definition'])
+        record['recover'] = bool(record['recover'])
+        return record
+
+    def checkpoints(self, vm=None):
+        """Checkpoint records, oldest first (of VM `vm`, or all)."""
+        self.open()
+        if self.conn is None:
+            return []
+        query, args = 'SELECT * FROM checkpoints', ()
+        if vm is not None:
+            query, args = query + ' WHERE vm = ?', (vm,)
+        return [self._checkpoint(row) for row in self.conn.execute(query + ' ORDER BY saved_at, path', args)]
+
+    def checkpoint(self, path):
+        self.open()
+        if self.conn is None:
+            return None
+        row = self.conn.execute('SELECT * FROM checkpoints WHERE path = ?', (path,)).fetchone()
+        return self._checkpoint(row) if row else None
+
+    def put_checkpoint(self, record):
+        if self.checkpoint(record['path']) != record:
+            self.changed = True
+        values = dict(record, definition=json.dumps(record['definition'], sort_keys=True),
+                      recover=1 if record['recover'] else 0)
+        self.conn.execute('INSERT OR REPLACE INTO checkpoints (%s) VALUES (%s)' % (
+            ', '.join(CHECKPOINT_FIELDS), ', '.join('?' * len(CHECKPOINT_FIELDS))),
+            tuple(values[key] for key in CHECKPOINT_FIELDS))
+
+    def delete_checkpoint(self, path):
+        if self.checkpoint(path) is not None:
+            self.changed = True
+        self.conn.execute('DELETE FROM checkpoints WHERE path = ?', (path,))

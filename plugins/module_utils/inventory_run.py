@@ -15,15 +15,17 @@ __metaclass__ = type
 import os
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import guifile
+from ansible_collections.v3vee.palacios.plugins.module_utils.checkpoint import Checkpoints, latest_recover_request
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs
-from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import CONTENT_FIELDS, FIELDS
+from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import CONTENT_FIELDS, FIELDS, new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import definition_of
 from ansible_collections.v3vee.palacios.plugins.module_utils.proc import BROKEN_REMEDY, broken_message, is_broken
 from ansible_collections.v3vee.palacios.plugins.module_utils.reconcile import CATEGORIES, NOT_IN_INVENTORY, classify
-from ansible_collections.v3vee.palacios.plugins.module_utils.recover import SKIP, plan_recover
+from ansible_collections.v3vee.palacios.plugins.module_utils.recover import CONVERGE, SKIP, plan_recover
 from ansible_collections.v3vee.palacios.plugins.module_utils.records import (
     StagedStore, link, plan_adopt, plan_import, plan_records, plan_reconcile)
+from ansible_collections.v3vee.palacios.plugins.module_utils.tools import subprocess_runner
 from ansible_collections.v3vee.palacios.plugins.module_utils.vm import VmJob, record_state
 
 OPERATIONS = ('gui_import', 'vms', 'adopt', 'reconcile', 'recover', 'gui_export')
@@ -188,19 +190,27 @@ class InventoryRun(object):
         (one /proc read plans them all; waves verify them together; one failure stops no other)."""
         results = []
         jobs = []
+        restores = []
         for item in plan_recover(self.staged.all(), guests, start_slots):
             out = {'name': item['name'], 'desired_state': item['desired_state'], 'action': item['action'],
                    'state_before': record_state(item['observed']) if item['observed'] else None,
-                   'steps': item['steps'], 'changed': False, 'state': None, 'device': None, 'error': None}
+                   'steps': item['steps'], 'changed': False, 'state': None, 'device': None, 'error': None,
+                   'checkpoint': None}
             results.append(out)
+            # A VM gone from the kernel whose latest checkpoint asks for it comes back from that checkpoint.
+            request = latest_recover_request(self.staged.store.checkpoints(item['name'])) \
+                if item['action'] == CONVERGE and item['observed'] == 'none' else None
             if item['action'] == SKIP:
                 out.update(reason=item['reason'], state=out['state_before'], device=item['device'])
+            elif request is not None:
+                out['checkpoint'] = request['path']
+                restores.append((out, request))
             else:
                 # In check mode an inline config given in this run is not on disk yet: use its checked shape.
                 shape = inline[item['name']].shape if item['name'] in inline else None
                 jobs.append(VmJob(item['name'], item['desired_state'], shape=shape))
         outs = dict((out['name'], out) for out in results)
-        kernel_changed = False
+        kernel_changed = self.restore_checkpoints(restores)
         for job in self.host.converge_all(self.staged, jobs) if jobs else []:
             out = outs[job.name]
             if job.error is not None:
@@ -222,6 +232,33 @@ class InventoryRun(object):
                                      job.record))
         self.result['recover'] = results
         return kernel_changed
+
+    def restore_checkpoints(self, restores):
+        """Restore each requested VM from its checkpoint (v3vee_checkpoint state=restored, into its
+        desired state), before the batch: the batch then plans around the VMs restored (or predicted)."""
+        changed = False
+        for out, request in restores:
+            ops = Checkpoints(self.host, self.staged, self.store_path, subprocess_runner,
+                              kernel_log=self.session.settings.kernel_log, checkpoints=self.staged.store)
+            record = self.staged.get(out['name'])
+            try:
+                result = ops.restore(out['name'], request['path'], request['store'], vm_state=out['desired_state'])
+            except V3veeError as err:
+                out.update(error=str(err), steps=ops.steps)
+                self.errors.append({'name': out['name'], 'msg': 'restore from the checkpoint %s: %s'
+                                    % (request['path'], err)})
+                current = self.staged.get(out['name'])
+                out['device'] = current.get('device') if current else None
+                out['state'] = current.get('observed_state') if current else None
+                changed = changed or bool(ops.host.tools.commands)
+                continue
+            vm = result['vm']
+            out.update(steps=result['steps'], changed=True, state=vm['state'], device=vm['device'])
+            changed = True
+            if self.check_mode:
+                self.staged.put(new_record(out['name'], definition_of(record), vm['slot'], vm['device'], vm['state'],
+                                           out['desired_state'], previous=record))
+        return changed
 
     def gui_export(self, path, classified):
         lines, skipped = export_lines(classified)

@@ -377,7 +377,7 @@ ansible_facts:
           description: The inventory database as read.
           returned: when the V(vms) subset is gathered
           type: dict
-          sample: {path: /var/lib/v3vee/inventory.db, exists: true, records: 2, error: null}
+          sample: {path: /var/lib/v3vee/inventory.db, exists: true, records: 2, checkpoints: 1, error: null}
         vms:
           description:
             - Every VM the kernel or the inventory knows, once, in the GUI's order - by category, then slot, then name.
@@ -455,6 +455,18 @@ ansible_facts:
               description: The recorded definition as another host can use it (null when not recorded), with the
                 config's XML text and sha256; see M(v3vee.palacios.v3vee_vm_info).
               type: dict
+              version_added: 0.3.0
+            checkpoints:
+              description:
+                - The VM's checkpoints the inventory records (M(v3vee.palacios.v3vee_checkpoint)), oldest first - C(path),
+                  C(store), C(url), C(saved_at), C(vm_state) (at save), C(memory_bytes), C(cores), C(recover) (whether
+                  M(v3vee.palacios.v3vee_inventory) recover restores the VM from it; only the latest counts) and
+                  C(exists) (whether the directory is still there).
+              type: list
+              elements: dict
+              sample: [{path: /var/lib/v3vee/checkpoints/web1, store: DIR, url: /var/lib/v3vee/checkpoints/web1,
+                        saved_at: "2026-11-30T06:30:00.123456Z", vm_state: paused, memory_bytes: 134217728, cores: 1,
+                        recover: true, exists: true}]
               version_added: 0.3.0
             desired_state:
               description: Recorded desired state.

@@ -127,6 +127,13 @@ options:
         with the engine's message. Recover continues with the next VM after a failure, and fails at the
         end listing every error (RV(errors)); each VM's outcome is in RV(recover).
       - Idempotent - VMs already in their desired state are not touched.
+      - A VM that is not in the kernel and whose latest checkpoint was saved with
+        O(v3vee.palacios.v3vee_checkpoint#module:recover=true) is restored from that checkpoint instead of booted
+        afresh, as M(v3vee.palacios.v3vee_checkpoint) O(v3vee.palacios.v3vee_checkpoint#module:state=restored) does
+        (create, load, then launch and pause as its desired state says; every file checked against the manifest
+        first, the load verified in C(v3-guests-details)). These restores run before the other VMs. A restore
+        clears the request, so a later reboot boots the VM afresh unless a new checkpoint asks again; a checkpoint
+        that fails its checks is an error for that VM, never a silent fresh boot.
     type: bool
     default: false
   gui_import:
@@ -471,8 +478,12 @@ recover:
       description: Why a VM was skipped.
       type: str
       returned: when skipped
+    checkpoint:
+      description: The checkpoint directory the VM was restored from (its steps then include V(load)), or null.
+      type: str
+      version_added: 0.3.0
   sample: [{name: web1, desired_state: running, action: converge, state_before: inactive, steps: [create, launch],
-            changed: true, state: running, device: /dev/v3-vm0, error: null}]
+            changed: true, state: running, device: /dev/v3-vm0, error: null, checkpoint: null}]
 errors:
   description: Every VM O(recover) failed for, with the message (the task fails when this is not empty).
   returned: when recover failed for a VM

@@ -247,7 +247,7 @@ def test_a_host_without_anything(tmp_path):
     out = facts.gather(settings, no_commands, subsets=list(facts.SUBSETS), which=lambda name: None,
                        telemetry_source='file')
     assert out['module_loaded'] is False and out['problems'] == [] and out['vms'] == []
-    assert out['inventory'] == {'path': settings.inventory_path, 'exists': False, 'records': 0, 'error': None}
+    assert out['inventory'] == {'path': settings.inventory_path, 'exists': False, 'records': 0, 'checkpoints': 0, 'error': None}
     assert not os.path.exists(str(tmp_path / 'none'))  # read-only: nothing created
 
 
