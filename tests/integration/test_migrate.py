@@ -84,6 +84,10 @@ def test_vms_move_between_fleet_hosts_and_failed_moves_leave_the_source_as_it_wa
             # in the fleet's directory, where its inventory.yml is: the reader's own inventory
             proc = run(['bash', '-c', command], env, cwd=workdir)
             assert proc.returncode == 0, '%s failed:\n%s' % (command, proc.stdout[-12000:])
+            if '--check' in command.split():
+                # check mode says what each host would do, and changes nothing
+                assert '"restore: v3_create from the recorded definition' in proc.stdout, proc.stdout[-6000:]
+                assert ' changed=0 ' in proc.stdout, proc.stdout[-3000:]
         playbook('moves.yml')
         corrupter = Corrupter(os.path.join(workdir, 'hosts', 'v3h2', 'root', 'var', 'lib', 'v3vee', 'checkpoints'))
         corrupter.start()
