@@ -186,7 +186,11 @@ def receive(session, module, definition, shape, inline):
                                  stderr=result.stderr, observed=lines)
         received = _vcores(host, slot) if failure is None else []
         if failure is None:
-            entry = in_slot(host.reader.guests(), slot, name)
+            try:
+                entry = in_slot(host.reader.guests(), slot, name)
+            except V3veeError as err:  # the slot now holds another VM: ours is gone
+                entry, failure = None, err
+        if failure is None:
             if entry is None or entry.state != 'stopped' or received == fresh:
                 failure = V3veeError('v3_receive of VM %r exited 0 but %s; nothing was received.' % (
                     name, 'the vcores still show a fresh VM' if entry is not None and entry.state == 'stopped'
@@ -267,7 +271,10 @@ def _state(host, slot, name):
 
 def _source_back(host, store, name, slot, failure):
     """After a failed send: the source must run again (continue it if the send left it paused)."""
-    state = _state(host, slot, name)
+    try:
+        state = _state(host, slot, name)
+    except V3veeError as err:  # the slot now holds another VM
+        raise MigrationError('%s %s' % (failure.msg, err.msg), 'send', ['send'], failure)
     steps = ['send']
     if state == 'paused':
         steps.append('continue')

@@ -13,7 +13,7 @@ version_added: 0.3.0
 description:
   - One half of a live migration with Palacios' C(v3_send) and C(v3_receive) over its network keyed stream
     (C(KEYED_STREAM net:a:<address>:<port>) on the receiving host, C(KEYED_STREAM net:c:<address>:<port>) on the
-    sending one). The role C(v3vee.palacios.migrate) (C(migrate_method: live)) runs both halves and takes the source
+    sending one). The role C(v3vee.palacios.migrate) (C(migrate_method=live)) runs both halves and takes the source
     VM down afterwards.
   - O(direction=receive) on the target host - checks that a VM of O(name) can be made here (no VM or record of that
     name, its config available with the same content, memory, a slot, shadow paging, the port free), creates it from
@@ -99,7 +99,7 @@ notes:
   - On real Palacios C(b8836aa7) with Linux 3.19 and later the network keyed stream is broken - both tools exit 255
     (C(Send msg error -14), C(Key mismatch in open_key_net) in the kernel log), the source keeps running and the
     target VM stays fresh. This module then fails cleanly on both hosts (the target VM freed, the source running);
-    move VMs with a checkpoint there (C(migrate_method: checkpoint) of the role).
+    move VMs with a checkpoint there (C(migrate_method=checkpoint) of the role).
   - The receive holds the host lock while it checks and creates the VM and again while it verifies, launches and
     records it (or frees it), but not while C(v3_receive) waits for the sender - a wait of up to O(timeout) would
     otherwise hold up every other run on the host (M(v3vee.palacios.v3vee_facts) included). Meanwhile the new VM is
@@ -136,7 +136,7 @@ EXAMPLES = r'''
   register: listening
   until: listening.stdout != ''
   retries: 50
-  delay: 0.2
+  delay: 1
   changed_when: false
   delegate_to: target-host
 
@@ -249,8 +249,8 @@ def main():
             raise V3veeError('direction=send needs address: the receiving host\'s IPv4 address.')
         check_endpoint(params['address'], params['port'])
         if params['direction'] == 'receive':
-            definition, shape, inline = received_definition(params['name'], params['definition'],
-                                                             Settings.resolve(params).inventory_path)
+            inventory_path = Settings.resolve(params).inventory_path
+            definition, shape, inline = received_definition(params['name'], params['definition'], inventory_path)
             if shape.paging != 'shadow':
                 raise V3veeError('VM %r is configured with nested paging (<paging mode="nested">); Palacios receives '
                                  'memory only into VMs with shadow paging ("Cannot currently handle nested paging"). '

@@ -16,7 +16,7 @@ def free_ports(count):
     """Ports nobody listens on now, held until all are chosen so they differ."""
     socks = []
     try:
-        for _ in range(count):
+        for _number in range(count):
             sock = socket.socket()
             sock.bind(('0.0.0.0', 0))
             socks.append(sock)

@@ -14,21 +14,27 @@ CK = "palacios/src/palacios/vmm_checkpoint.c"
 FRESH_VCORE = "vcore 0 stopped on pcore 0 0 exits rip=0x000000000000fff0 real physical shadow "
 
 
-def build(host, stream="broken", features="checkpoint,migration"):
-    """Reload the module as a build with `features` on a kernel whose network keyed stream is
-    `stream`; two fresh 128 MiB pools."""
-    if host.status()["loaded"]:
-        host.ok("v3sim", "unload")
-    host.ok("v3sim", "host", "--features", features, "--migration-stream", stream)
-    host.ok("v3sim", "load")
-    host.reserve(2)
-    return host
+@pytest.fixture(scope="module")
+def builds(templates, tmp_path_factory):
+    """Hosts built with LIVE_MIGRATION, loaded, two 128 MiB pools: one per migration stream
+    setting, made once and copied for each test."""
+    base = tmp_path_factory.mktemp("migration")
+    for stream in ("broken", "works"):
+        host = from_template(templates, base / stream, "fresh")
+        host.ok("v3sim", "host", "--features", "checkpoint,migration", "--migration-stream", stream)
+        host.ok("v3sim", "load")
+        host.reserve(2)
+    return base
 
 
-@pytest.fixture
-def pair(host, templates, tmp_path):
-    """(source, target): two simulated hosts on this machine."""
-    return host, from_template(templates, tmp_path / "target", "fresh")
+def built(builds, tmp_path, stream, name="host"):
+    """A copy of the `stream` build (a copy of a root is a complete simulated host)."""
+    return from_template(builds / stream, tmp_path / name, "sim")
+
+
+def pair(builds, tmp_path, stream):
+    """(source, target): two simulated hosts on this machine with the network stream `stream`."""
+    return built(builds, tmp_path, stream, "source"), built(builds, tmp_path, stream, "target")
 
 
 def free_port():
@@ -64,11 +70,9 @@ def send(source, port):
     return source.run("v3_send", "/dev/v3-vm0", "KEYED_STREAM", "net:c:127.0.0.1:%d" % port)
 
 
-def move(pair, stream):
+def move(pair):
     """Run web on the source, make web on the target, receive there and send: (port, receiver, send result)."""
     source, target = pair
-    build(source, stream)
-    build(target, stream)
     source.create("web")
     source.ok("v3_launch", "/dev/v3-vm0")
     target.create("web")
@@ -77,9 +81,9 @@ def move(pair, stream):
     return port, recv, send(source, port)
 
 
-def test_working_stream_moves_the_vcore_state_and_leaves_the_source_paused(pair):
-    source, target = pair
-    port, recv, res = move(pair, "works")
+def test_working_stream_moves_the_vcore_state_and_leaves_the_source_paused(builds, tmp_path):
+    source, target = hosts = pair(builds, tmp_path, "works")
+    port, recv, res = move(hosts)
     assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
     assert recv.communicate(timeout=10) == (b"", b"") and recv.returncode == 0
     assert source.guests()[0][2] == "paused"
@@ -98,10 +102,10 @@ def test_working_stream_moves_the_vcore_state_and_leaves_the_source_paused(pair)
     assert target.guests()[0][2] == "running"
 
 
-def test_broken_stream_fails_both_tools_as_observed_and_moves_nothing(pair):
-    source, target = pair
-    assert source.status()["host"]["migration_stream"] == "broken"    # the default, as on Linux 3.19
-    _port, recv, res = move(pair, "broken")
+def test_broken_stream_fails_both_tools_as_observed_and_moves_nothing(builds, tmp_path, host):
+    assert host.status()["host"]["migration_stream"] == "broken"    # the default, as on Linux 3.19
+    source, target = hosts = pair(builds, tmp_path, "broken")
+    _port, recv, res = move(hosts)
     assert (res.returncode, res.stdout) == (255, b"Error sending the VM\n")
     out = recv.communicate(timeout=10)
     assert (recv.returncode, out) == (255, (b"VM reception failed\n", b""))
@@ -121,8 +125,8 @@ def test_broken_stream_fails_both_tools_as_observed_and_moves_nothing(pair):
         "palacios (pcore 0): Error receiving VM"]
 
 
-def test_send_nobody_listens_for_fails_before_the_source_changes(host):
-    build(host, "works")
+def test_send_nobody_listens_for_fails_before_the_source_changes(builds, tmp_path):
+    host = built(builds, tmp_path, "works")
     host.create("web")
     host.ok("v3_launch", "/dev/v3-vm0")
     res = send(host, free_port())
@@ -131,8 +135,8 @@ def test_send_nobody_listens_for_fails_before_the_source_changes(host):
     assert "%s(2456): Send msg error -32" % KS in host.kmsg()
 
 
-def test_receive_fails_at_once_on_a_port_in_use_and_on_nested_paging(host, tmp_path):
-    build(host, "works")
+def test_receive_fails_at_once_on_a_port_in_use_and_on_nested_paging(builds, tmp_path):
+    host = built(builds, tmp_path, "works")
     host.create("web")
     host.create("nested", guest_xml(tmp_path, "nested", 128, body='<paging mode="nested"/>'))
     with socket.socket() as busy:
@@ -149,8 +153,8 @@ def test_receive_fails_at_once_on_a_port_in_use_and_on_nested_paging(host, tmp_p
     assert "Accepting Connection on INADDR_ANY port:%d" % port not in host.kmsg()   # it never listened
 
 
-def test_the_first_connection_is_the_stream_so_a_port_probe_fails_the_receive(host):
-    build(host, "works")
+def test_the_first_connection_is_the_stream_so_a_port_probe_fails_the_receive(builds, tmp_path):
+    host = built(builds, tmp_path, "works")
     host.create("web")
     port = free_port()
     recv = start_receive(host, port)
@@ -160,8 +164,8 @@ def test_the_first_connection_is_the_stream_so_a_port_probe_fails_the_receive(ho
     assert vcore_lines(host) == [FRESH_VCORE]
 
 
-def test_other_stores_cannot_carry_a_migration_stream(host, tmp_path):
-    build(host, "works")
+def test_other_stores_cannot_carry_a_migration_stream(builds, tmp_path):
+    host = built(builds, tmp_path, "works")
     host.create("web")
     host.ok("v3_launch", "/dev/v3-vm0")
     res = host.run("v3_send", "/dev/v3-vm0", "DIR", str(tmp_path / "d"))

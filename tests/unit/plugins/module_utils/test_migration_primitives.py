@@ -105,9 +105,9 @@ def test_a_config_file_moves_by_path_and_sha256(tmp_path):
 
 def test_an_inline_config_is_staged_from_its_xml_on_the_other_host(tmp_path):
     src_inventory = str(tmp_path / 'src' / 'inventory.db')
-    made, _shape, inline = received_definition('web', {'config': 'x', 'config_inline': True, 'config_xml': XML.decode(),
-                                                        'config_sha256': hashlib.sha256(XML).hexdigest()},
-                                               str(tmp_path / 'dst' / 'inventory.db'))
+    carried = {'config': 'x', 'config_inline': True, 'config_xml': XML.decode(),
+               'config_sha256': hashlib.sha256(XML).hexdigest()}
+    made, _shape, inline = received_definition('web', carried, str(tmp_path / 'dst' / 'inventory.db'))
     assert os.path.dirname(inline.path) == configs_dir(str(tmp_path / 'dst' / 'inventory.db'))
     assert made['config'] == inline.path and inline.data == XML
     os.makedirs(configs_dir(src_inventory))
