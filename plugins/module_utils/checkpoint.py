@@ -25,19 +25,19 @@ config XML text and its sha256, lets another host restore it (the migrate role).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import hashlib
 import json
 import os
 import shutil
 import stat
+import time
 
 from ansible_collections.v3vee.palacios.plugins.module_utils import kmsg
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.guest_configs import GuestConfigs, prepare
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import new_record
 from ansible_collections.v3vee.palacios.plugins.module_utils.planner import STEP_TOOLS, Plan, definition_of, kernel_state
-from ansible_collections.v3vee.palacios.plugins.module_utils.proc import MAX_VMS, VmEntry, blocks_needed
+from ansible_collections.v3vee.palacios.plugins.module_utils.proc import VmEntry, blocks_needed
 from ansible_collections.v3vee.palacios.plugins.module_utils.tools import CREATE_BYTES_PER_SECOND, KERNEL_LOG_HINT, entry_dict
 from ansible_collections.v3vee.palacios.plugins.module_utils.validate import check_definition
 from ansible_collections.v3vee.palacios.plugins.module_utils.view import vm_view
@@ -98,7 +98,8 @@ def check_path(path, store):
 
 
 def utc_now():
-    return datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+    stamp = time.time()
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(stamp)) + '.%06dZ' % int(stamp % 1 * 1000000)
 
 
 def file_digest(path):
@@ -289,6 +290,9 @@ class Checkpoints(object):
     # -- present ----------------------------------------------------------------------------
     def save(self, name, path, store_kind, force=False, pause=False, recover=None):
         snap = self.host.reader.snapshot(details=True)
+        if not snap.loaded:
+            raise V3veeError('The Palacios kernel module is not loaded (%s/v3-info does not exist); there is no VM to '
+                             'save.' % self.host.settings.proc_dir)
         record, entry = self._locate(name, snap)
         if record is None:
             raise V3veeError('VM %r is not in the inventory: a checkpoint records the definition it was made from. '
@@ -311,8 +315,6 @@ class Checkpoints(object):
                 self._record(path, existing, wanted)
             return self._result(name, path, existing, before, entry, record, changed=changed)
         steps = (['pause'] if pause and observed == 'running' else []) + ['save']
-        if not snap.loaded:
-            raise V3veeError('The Palacios kernel module is not loaded; there is no VM to save.')
         for tool in ['v3_save'] + [STEP_TOOLS[s] for s in steps if s in STEP_TOOLS]:
             self.host.tools.which(tool)
         definition = saved_definition(record)
@@ -323,12 +325,24 @@ class Checkpoints(object):
             return self._result(name, path, predicted, before, entry._replace(state=after_state), record, changed=True)
 
         job = VmJob(name, after_state)
-        job.current = entry
+        job.current = job.entry = entry
+        # The record follows the kernel; the desired state stays (recover resumes the VM).
+        plan = Plan([], after_state, definition_of(record), record['desired_state'], False, False)
+        try:
+            manifest = self._save(job, path, store_kind, steps, definition, after_state)
+        except V3veeError:
+            self._record_vm(job, plan, record)
+            raise
+        self._record_vm(job, plan, record)
+        row_recover = bool(recover) if recover is not None else bool(row and row['recover'])
+        self._record(path, manifest, row_recover)
+        return self._result(name, path, manifest, before, job.current, self.store.get(name), changed=True)
+
+    def _save(self, job, path, store_kind, steps, definition, after_state):
+        """Pause (if asked), v3_save into the fresh sibling, verify, put it in place. Returns the manifest."""
+        name, entry = job.name, job.current
         if 'pause' in steps:
             self._wave('pause', job)
-            # The record follows the kernel; the desired state stays (recover resumes the VM).
-            self.store.put(new_record(name, definition_of(record), job.current.index, job.current.device,
-                                      job.current.state, record['desired_state'], previous=record))
         details = self.host.reader.snapshot(details=True).details
         rips = recorded_rips(details, entry.index) if after_state in ('paused', 'stopped') else None
         parent, base = os.path.split(path)
@@ -336,37 +350,42 @@ class Checkpoints(object):
         try:
             if not os.path.isdir(parent):
                 os.makedirs(parent, 0o700)
-            for leftover in (work, old):       # of a run that was killed; the names are ours
+            # Leftovers of a run that was killed (the names are ours): a checkpoint it had moved aside
+            # before its new one was in place goes back.
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.rename(old, path)
+            for leftover in (work, old):
                 if os.path.lexists(leftover):
                     shutil.rmtree(leftover)
         except OSError as exc:
             raise StepError('save', V3veeError('Cannot prepare %s for the checkpoint: %s.' % (parent, exc)))
         try:
             self._tool('v3_save', job.current, store_kind, store_url(store_kind, work), entry.mem_bytes, 'save')
-            manifest = self._verify_save(name, job.current, after_state, work, store_kind, definition, rips,
+            manifest = self._verify_save(job, after_state, work, store_kind, definition, rips,
                                          store_url(store_kind, path))
             if os.path.lexists(path):
                 os.rename(path, old)
             os.rename(work, path)
-            if os.path.lexists(old):
-                shutil.rmtree(old)
         except (OSError, V3veeError) as exc:
             # A failed save never replaces a good checkpoint: only the fresh directory goes.
             if os.path.lexists(work):
                 shutil.rmtree(work, ignore_errors=True)
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.rename(old, path)
             if isinstance(exc, StepError):
                 raise
             if isinstance(exc, V3veeError):
                 raise StepError('save', exc)
             raise StepError('save', V3veeError('Cannot put the checkpoint in place at %s: %s.' % (path, exc)))
-        row_recover = bool(recover) if recover is not None else bool(row and row['recover'])
-        self._record(path, manifest, row_recover)
-        now = [e for e in self.host.reader.guests() if e.index == entry.index]
-        return self._result(name, path, manifest, before, now[0] if now else None, record, changed=True)
+        if os.path.lexists(old):
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
 
-    def _verify_save(self, name, entry, state, work, store_kind, definition, rips, url):
+    def _verify_save(self, job, state, work, store_kind, definition, rips, url):
+        name, entry = job.name, job.current
         guests = self.host.reader.guests()
         now = [e for e in guests if e.index == entry.index and e.name == name]
+        job.current = now[0] if now else None
         if not now or now[0].state != state:
             raise V3veeError('v3_save left VM %r %s; it was %s (a running VM must keep running). Its checkpoint was '
                              'discarded.' % (name, now[0].state if now else 'gone from %s' % entry.device, state),
@@ -427,8 +446,8 @@ class Checkpoints(object):
                 return definition, check_definition(**definition), None
         if saved.get('config_xml') is None:
             raise V3veeError('The checkpoint of VM %r was saved from the image %s, which this host does not have with '
-                             'the same content (sha256 %s); copy it there first.' % (name, saved.get('image'),
-                                                                                      saved['sha256']))
+                             'the same content (sha256 %s); copy it there first.'
+                             % (name, saved.get('image'), saved['sha256']))
         data = saved['config_xml'].encode('utf-8')
         if hashlib.sha256(data).hexdigest() != saved['sha256']:
             raise V3veeError('The manifest\'s config_xml does not match its sha256; the manifest is damaged.')
@@ -469,7 +488,7 @@ class Checkpoints(object):
         self.host.tools.which('v3_load')
         if self.check_mode:
             self.steps = steps
-            slot = view.free_slots()[0] if view.free_slots() else MAX_VMS
+            slot = view.free_slots()[0]      # preflight made sure there is one
             after = VmEntry(slot, name, '/dev/v3-vm%d' % slot, vm_state, shape.vcores,
                             blocks_needed(shape.mem_bytes, view.block_size), shape.mem_bytes, 'general')
             self.host.predicted[slot] = after
@@ -493,7 +512,7 @@ class Checkpoints(object):
             for step in BUILD[vm_state]:
                 self._wave(step, job)
         except V3veeError as err:
-            self._record_failure(job, plan, record)
+            self._record_vm(job, plan, record)
             if inline is not None:
                 configs = GuestConfigs(self.inventory_path)
                 configs.prune([inline.path], set(r.get('config') for r in self.store.all()))
@@ -535,9 +554,9 @@ class Checkpoints(object):
                 self.host.executor.run_wave(step, [job])
         raise StepError('load', err)
 
-    def _record_failure(self, job, plan, record):
-        """After a failed step: the inventory says what /proc shows of the VM this run acted on (a VM
-        left in the kernel stays recorded; one it freed is recorded inactive, or not at all if it was new)."""
+    def _record_vm(self, job, plan, record):
+        """After the steps (or a failed one): the inventory says what /proc shows of the VM this run acted
+        on (a VM left in the kernel stays recorded; one it freed is recorded inactive, or not at all if new)."""
         if not self.steps:
             return
         slots = set(e.index for e in (job.entry, job.current, self.made) if e is not None)

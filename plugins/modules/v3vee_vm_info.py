@@ -163,6 +163,12 @@ vms:
         the managed directory.
       type: bool
       sample: true
+    checkpoints:
+      description: The VM's recorded checkpoints (M(v3vee.palacios.v3vee_checkpoint)), oldest first, as
+        M(v3vee.palacios.v3vee_facts) lists them.
+      type: list
+      elements: dict
+      version_added: 0.3.0
     config_options:
       description: Recorded C(opt_tag) overrides.
       type: dict

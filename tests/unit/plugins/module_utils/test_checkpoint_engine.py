@@ -11,7 +11,7 @@ from ansible_collections.v3vee.palacios.plugins.module_utils import checkpoint a
 from ansible_collections.v3vee.palacios.plugins.module_utils.common import V3veeError
 from ansible_collections.v3vee.palacios.plugins.module_utils.inventory import MIGRATIONS, InventoryStore, new_record
 
-from simhost import SimHost, in_process_runner, make_sim
+from simhost import in_process_runner, make_sim
 
 DEF = {'image': None, 'config_options': {}}
 
@@ -230,8 +230,8 @@ def test_check_path_refuses_what_the_tools_cannot_take(path, message):
 
 
 def test_saved_problems_name_what_real_palacios_writes(tmp_path):
-    assert ck.saved_problems(str(tmp_path / 'none'), 'DIR', 4096, 1) == ['v3_save wrote nothing (%s does not exist)'
-                                                                        % (tmp_path / 'none')]
+    missing = str(tmp_path / 'none')
+    assert ck.saved_problems(missing, 'DIR', 4096, 1) == ['v3_save wrote nothing (%s does not exist)' % missing]
     (tmp_path / 'header').write_bytes(b'x' * 47)
     (tmp_path / 'memory_img').write_bytes(b'\0' * 4107)
     (tmp_path / 'guest_info0').write_bytes(b'r')
@@ -262,3 +262,12 @@ def test_schema_1_inventory_gains_the_checkpoints_table_and_keeps_its_records(tm
                               'definition': {'config': '/x.xml'}, 'memory_bytes': 4, 'cores': 1, 'recover': True})
     assert InventoryStore(path, readonly=True).checkpoints('a')[0]['recover'] is True
     assert ck.latest_recover_request(InventoryStore(path, readonly=True).checkpoints('a'))['path'] == '/c'
+
+
+def test_pause_for_a_save_is_recorded_and_the_desired_state_kept(sim, tmp_path):
+    vm(sim, 'a', 'running')
+    result = run(sim, 'save', 'a', str(tmp_path / 'a'), 'DIR', pause=True, recover=True)
+    assert result['steps'] == ['pause', 'save'] and result['vm']['state'] == 'paused'
+    record = sim.records()['a']
+    assert (record['observed_state'], record['desired_state']) == ('paused', 'running')
+    assert sim.store(readonly=True).checkpoints('a')[0]['recover'] is True
