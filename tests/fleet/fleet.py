@@ -6,7 +6,7 @@ bind-mounted over the normal Palacios paths (``/etc/v3vee``, ``/var/lib/v3vee``,
 ``/opt/v3vee-sim``, ...), plus its own sshd. Roles and playbooks therefore write to the
 normal paths and each host sees only its own simulated Palacios and inventory.
 
-    python3 fleet.py up     --workdir DIR [--hosts N]
+    python3 fleet.py up     --workdir DIR [--hosts N] [--routed]
     python3 fleet.py down   --workdir DIR
     python3 fleet.py reboot --workdir DIR --host v3h2
     python3 fleet.py exec   --workdir DIR --host v3h1 -- CMD...
@@ -249,7 +249,7 @@ def write_sshd_config(workdir, name, address):
     return config
 
 
-def create_network(state, name, network):
+def create_network(state, name, network, routed=False):
     index = host_index(name)
     gateway, address, prefix = addresses(network, index)
     netns, veth = NETNS_PREFIX + name, "%s%d" % (VETH_PREFIX, index)
@@ -264,7 +264,13 @@ def create_network(state, name, network):
         run(["ip"] + ns_args + ["addr", "add", "%s/%d" % (local, prefix), "dev", dev])
         run(["ip"] + ns_args + ["link", "set", dev, "up"])
     run(["ip", "-n", netns, "link", "set", "lo", "up"])
-    # No default route in the namespace: a host can reach only its /30 (the controller).
+    # No default route in the namespace: a host can reach only its /30 (the controller) ...
+    if routed:
+        # ... and, with --routed, the other hosts of this fleet (live migration between hosts):
+        # forwarding is switched on for this veth only (the machine's ip_forward stays off;
+        # IPv4 decides by the receiving interface), and goes when the veth does.
+        Path("/proc/sys/net/ipv4/conf/%s/forwarding" % veth).write_text("1\n")
+        run(["ip", "-n", netns, "route", "add", str(network), "via", gateway])
     return address
 
 
@@ -426,6 +432,12 @@ def up(args):
     names = host_names(args.hosts)
     try:
         make_mount_points(state)
+        if args.routed:
+            # Forwarded traffic to an address of the fleet's network that no host has must
+            # not follow this machine's default route out: it ends here.
+            state.data["unreachable_route"] = str(network)
+            state.save()
+            run(["ip", "route", "add", "unreachable", str(network)])
         sshdir = workdir / "ssh"
         sshdir.mkdir(mode=0o700, exist_ok=True)
         key = sshdir / "id_ed25519"
@@ -433,7 +445,7 @@ def up(args):
         shutil.copyfile(key.with_suffix(".pub"), sshdir / "authorized_keys")
         for name in names:
             make_host_tree(workdir, name)
-            address = create_network(state, name, network)
+            address = create_network(state, name, network, args.routed)
             write_sshd_config(workdir, name, address)
             start_sshd(state, workdir, name)
         write_client_files(state, workdir, names)
@@ -519,6 +531,8 @@ def teardown(workdir):
         if host.get("netns") and host["netns"] in run(["ip", "netns", "list"]).stdout.split():
             run(["ip", "netns", "del", host["netns"]])
         log("%s removed" % name)
+    if state.data.get("unreachable_route"):
+        run(["ip", "route", "del", "unreachable", state.data["unreachable_route"]], check=False)
     others = other_fleets()
     for path in reversed(state.data["created_paths"]):
         if others:
@@ -600,6 +614,8 @@ def parse_args(argv):
     p.add_argument("--hosts", type=int, default=3)
     p.add_argument("--network", default=DEFAULT_NETWORK,
                    help="IPv4 /24 (or larger) to cut into a /30 per host (default %(default)s)")
+    p.add_argument("--routed", action="store_true",
+                   help="let the hosts reach each other (only this machine otherwise)")
     p.add_argument("--keep-on-failure", action="store_true",
                    help="do not roll back a failed up (for debugging; run down afterwards)")
     p.set_defaults(func=up)

@@ -27,17 +27,24 @@ NOT_RUN = {
 }
 FLEET = os.path.join(ROOT, 'tests', 'fleet', 'fleet.py')
 HOST = 'v3h1'
-FENCE = re.compile(r'^```[ \t]*([\w-]*)[^\n]*\n(.*?)^```[ \t]*$', re.M | re.S)
+FENCE = re.compile(r'^```[ \t]*([\w-]*)([^\n]*)\n(.*?)^```[ \t]*$', re.M | re.S)
+# A block whose info string says `run-by=<test file>` needs more than the one demo host (two
+# hosts to move a VM between): that test runs each of its commands as written, and says so.
+RUN_BY = re.compile(r'\brun-by=(\S+)')
 
 
 def documents():
     return [os.path.join(ROOT, 'README.md')] + sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md')))
 
 
-def shell_commands(markdown):
-    """The commands of a document's shell blocks, continuation lines joined, in order."""
+def shell_commands(markdown, run_by=None):
+    """The commands of a document's shell blocks, continuation lines joined, in order: those of
+    blocks marked `run-by=<run_by>`, or (run_by None) those of unmarked blocks."""
     commands = []
-    for language, body in FENCE.findall(markdown):
+    for language, info, body in FENCE.findall(markdown):
+        marked = RUN_BY.search(info)
+        if (marked.group(1) if marked else None) != run_by:
+            continue
         if language in ('sh', 'bash', 'shell'):
             lines = body.splitlines()
         elif language == 'console':
@@ -71,8 +78,18 @@ def documented_commands():
 
 def test_shell_blocks_are_found_with_continuations_and_console_prompts():
     markdown = ('```sh\n./a.sh   # comment\n# only a comment\nb --x \\\n  --y\n```\n'
-                '```yaml\nc: 1\n```\n```console\n$ d\noutput\n```\n```\nfile listing\n```\n')
+                '```yaml\nc: 1\n```\n```console\n$ d\noutput\n```\n```\nfile listing\n```\n'
+                '```sh run-by=tests/t.py\ne\n```\n')
     assert shell_commands(markdown) == ['./a.sh   # comment', 'b --x   --y', 'd']
+    assert shell_commands(markdown, run_by='tests/t.py') == ['e']
+
+
+def test_blocks_run_by_another_test_name_a_test_that_exists():
+    for path in documents():
+        with open(path) as handle:
+            for _language, info, _body in FENCE.findall(handle.read()):
+                marked = RUN_BY.search(info)
+                assert not marked or os.path.isfile(os.path.join(ROOT, marked.group(1))), (path, info)
 
 
 def user_env(home):
