@@ -43,8 +43,9 @@ HANG = 120                 # a held tool sleeps this long; it is killed long bef
 REACH_TIMEOUT = 240        # a point not reached by then is a failure
 RERUN_LOCK_TIMEOUT = 5     # the re-run fails if the killed run left the lock taken this long
 MAX_POINTS_PER_HOST = 6    # more kill points than this: the operation runs on several hosts
-MODULES = ('v3vee_vm', 'v3vee_vms', 'v3vee_inventory', 'v3vee_memory')
+MODULES = ('v3vee_vm', 'v3vee_vms', 'v3vee_inventory', 'v3vee_memory', 'v3vee_checkpoint')
 OPTIONS = {
+    'v3vee_checkpoint': ('name', 'path', 'state', 'force', 'lock_timeout'),
     'v3vee_vm': ('name', 'config', 'state', 'force', 'lock_timeout'),
     'v3vee_vms': ('vms', 'exclusive', 'force', 'lock_timeout'),
     'v3vee_inventory': ('vms', 'adopt', 'reconcile', 'recover', 'gui_export', 'force', 'lock_timeout'),
@@ -128,6 +129,15 @@ def other_cases():
              prepare=('v3vee_inventory', {'vms': [{'name': 'h1', 'state': 'absent'}, {'name': 'h2', 'state': 'absent'}],
                                           'force': True}),
              setup_hook='create_by_hand'),
+        Case('ck_save', 'v3vee_checkpoint save of a running VM',
+             ('v3vee_checkpoint', {'name': 'k1', 'path': '{work}/ckpt/k1'}), ['v3_save'],
+             setup=('v3vee_vm', vm('k1', 'running')),
+             prepare=('v3vee_checkpoint', {'name': 'k1', 'path': '{work}/ckpt/k1', 'state': 'absent'})),
+        Case('ck_restore', 'v3vee_checkpoint restore over the running VM',
+             ('v3vee_checkpoint', {'name': 'k2', 'path': '{work}/ckpt/k2', 'state': 'restored', 'force': True}),
+             ['v3_stop', 'v3_free', 'v3_create', 'v3_load', 'v3_launch'],
+             setup=('v3vee_vm', vm('k2', 'running')),
+             prepare=('v3vee_checkpoint', {'name': 'k2', 'path': '{work}/ckpt/k2'})),
         Case('mem_grow', 'v3vee_memory grow: 3 chunks', ('v3vee_memory', {'total_mb': 1408}), ['v3_mem'] * 3,
              prepare=('v3vee_memory', {'total_mb': 1024}), commit=False),
         Case('mem_shrink', 'v3vee_memory shrink: 3 chunks', ('v3vee_memory', {'total_mb': 1024}), ['v3_mem'] * 3,
@@ -344,7 +354,8 @@ def commit_waiting(db):
 
 
 def facts_view(facts):
-    return sorted((vm['name'], vm['category'], vm['state'], vm.get('desired_state'), sorted(vm['drift']))
+    return sorted((vm['name'], vm['category'], vm['state'], vm.get('desired_state'), sorted(vm['drift']),
+                   [(c['path'], c['exists']) for c in vm.get('checkpoints') or []])
                   for vm in facts['vms'])
 
 
@@ -612,6 +623,10 @@ class Harness(object):
                 problems.append('%s: the inventory disagrees with /proc (%s)' % (vm['name'], ', '.join(sorted(drift))))
             if vm['category'] == 'not_in_inventory':
                 problems.append('%s: in the kernel but not in the inventory' % vm['name'])
+        checkpoints = os.path.join(host.work, 'ckpt')
+        leftovers = sorted(n for n in os.listdir(checkpoints) if n.startswith('.')) if os.path.isdir(checkpoints) else []
+        if leftovers:
+            problems.append('a killed save left %s in %s' % (', '.join(leftovers), checkpoints))
         return problems
 
     @staticmethod
@@ -711,6 +726,7 @@ TEMPLATE_PLAY = '''- name: Simulated Palacios host (template for the kill tests)
         simulator_inventory_path: "{work}/lib/inventory.db"
         simulator_profile: false
         simulator_reserve_mb: 1024
+        simulator_features: [checkpoint]
 '''
 
 

@@ -20,9 +20,10 @@ def _rows(*rows):
 
 # Two groups of about the same work (one per xdist worker), each run in lockstep rounds.
 GROUPS = {
-    'vm-from-none-stopped-running+memory+recover': _rows('none', 'stopped', 'running')
-    + ['mem_grow', 'mem_shrink', 'inv_recover'],
-    'vm-from-paused-error+vms+gui_export+adopt': _rows('paused', 'error') + ['vms_bulk', 'inv_gui_export', 'inv_adopt'],
+    'vm-from-none-stopped-running+memory+recover+save': _rows('none', 'stopped', 'running')
+    + ['mem_grow', 'mem_shrink', 'inv_recover', 'ck_save'],
+    'vm-from-paused-error+vms+gui_export+adopt+restore': _rows('paused', 'error') + ['vms_bulk', 'inv_gui_export', 'inv_adopt',
+                                                                           'ck_restore'],
 }
 
 
