@@ -269,7 +269,8 @@ def main():
         failed.setdefault('failed_step', 'preflight')
         for warning in session.host.warnings:
             module.warn(warning)
-        module.fail_json(changed=session.changed() or 'continue' in failed['steps'], commands=session.host.tools.commands,
+        changed = session.host_changed() or session.store.changed or 'continue' in failed['steps']
+        module.fail_json(changed=changed, commands=session.host.tools.commands,
                          duration=round(time.time() - session.started, 3), **failed)
     session.exit(result, False)
 
