@@ -22,8 +22,8 @@ def _rows(*rows):
 GROUPS = {
     'vm-from-none-stopped-running+memory+recover+save': _rows('none', 'stopped', 'running')
     + ['mem_grow', 'mem_shrink', 'inv_recover', 'ck_save'],
-    'vm-from-paused-error+vms+gui_export+adopt+restore': _rows('paused', 'error') + ['vms_bulk', 'inv_gui_export', 'inv_adopt',
-                                                                           'ck_restore'],
+    'vm-from-paused-error+vms+gui_export+adopt+restore': _rows('paused', 'error')
+    + ['vms_bulk', 'inv_gui_export', 'inv_adopt', 'ck_restore'],
 }
 
 
