@@ -1693,9 +1693,10 @@ MEM_IMG_HEAD = struct.Struct("<QI")
 # memory_img = guest memory + 105 bytes for one region.
 KS_BOUNDARY = 0xabcd0123
 KS_FRAME = struct.Struct("<IQ")
-# guest_info<N>: the vcore registers this simulator models (rip, modes); the real context holds
-# more, its size was not observed.  vmcb_data<N>: the SVM control block, one page.
-GUEST_INFO = struct.Struct("<Q16s16s")
+# guest_info<N>: what this simulator models of the vcore (rip, modes and "run_state": after a load
+# the details show the saved run state, observed: "vcore 0 running on pcore 0 0 exits" in a VM that
+# v3-guests shows stopped); the real context holds more, its size was not observed.  vmcb_data<N>: the SVM control block, one page.
+GUEST_INFO = struct.Struct("<Q16s16s16s")
 VMCB_SIZE = PAGE_SIZE
 DEV_NAME_LEN = 32                  # vmm_dev_mgr.c: the "devices" context is a u32 count + 32-byte names
 DEVICES_WITHOUT_SAVE = ("BOCHS_DEBUG",)
@@ -1754,7 +1755,7 @@ def checkpoint_blob(sim, vm, opts):
         for core in vm["vcores"]:
             _exits, rip = vcore_now(core)
             blob["vcores"].append({"rip": rip, "cpu_mode": core["cpu_mode"], "mem_mode": core["mem_mode"],
-                                   "arch": not opts & CHKPT_SKIP_ARCH})
+                                   "state": core["state"], "arch": not opts & CHKPT_SKIP_ARCH})
     return blob
 
 
@@ -1788,10 +1789,11 @@ def apply_checkpoint(sim, vm, blob, opts, label):
             sim.klog("Unable to load core %d" % (0 if cores is None else len(cores)), vm=name)
             return False
         now = time.time() if vm["state"] == VM_RUNNING else None
-        # The vcores take the saved registers; their exit counters start again (observed 11: 0 exits).
+        # The vcores take the saved registers and run state; their exit counters start again
+        # (observed: 0 exits, and "running" in the details of a VM loaded from a running one).
         for core, saved in zip(vm["vcores"], cores):
             core.update(exits=0, rip=saved["rip"], cpu_mode=saved["cpu_mode"], mem_mode=saved["mem_mode"],
-                        run_since=now)
+                        state=saved["state"], run_since=now)
     vm["restored_from"] = label
     return True
 
@@ -1853,7 +1855,8 @@ def store_dir_write(sim, vm, where, blob, keyed):
                 context(dev_id, ("class", cls.encode("ascii", "replace"), None))
         for idx, core in enumerate(blob["vcores"] or []):
             context("guest_info%d" % idx, ("registers", GUEST_INFO.pack(
-                core["rip"], core["cpu_mode"].encode("ascii"), core["mem_mode"].encode("ascii")), None))
+                core["rip"], core["cpu_mode"].encode("ascii"), core["mem_mode"].encode("ascii"),
+                core["state"].encode("ascii")), None))
             if core["arch"]:
                 context("vmcb_data%d" % idx, ("vmcb", b"", VMCB_SIZE))
     except OSError as exc:
@@ -1919,9 +1922,10 @@ def store_dir_read(sim, vm, where, opts, keyed):
             arch, _vsize = read_context(where, "vmcb_data%d" % idx, keyed)
             if data is None or len(data) < GUEST_INFO.size or (arch is None and not opts & CHKPT_SKIP_ARCH):
                 break
-            rip, cpu_mode, mem_mode = GUEST_INFO.unpack(data[:GUEST_INFO.size])
+            rip, cpu_mode, mem_mode, state = GUEST_INFO.unpack(data[:GUEST_INFO.size])
             blob["vcores"].append({"rip": rip, "cpu_mode": cpu_mode.rstrip(b"\0").decode("ascii"),
-                                   "mem_mode": mem_mode.rstrip(b"\0").decode("ascii"), "arch": arch is not None})
+                                   "mem_mode": mem_mode.rstrip(b"\0").decode("ascii"),
+                                   "state": state.rstrip(b"\0").decode("ascii"), "arch": arch is not None})
     return blob
 
 
